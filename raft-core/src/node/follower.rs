@@ -1,0 +1,184 @@
+//! The follower's rules: accepting entries (Raft §5.3) and snapshots (Raft §7).
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Node, RoleState};
+use crate::event::{Applied, DropReason, Event};
+use crate::message::{
+    AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
+};
+use crate::types::{LogId, NodeId, Payload, Snapshot, SnapshotMeta};
+
+/// A snapshot being received in chunks.
+#[derive(Debug)]
+pub(super) struct IncomingSnapshot {
+    meta: SnapshotMeta,
+    data: BytesMut,
+}
+
+impl Node {
+    /// Accepts `from` as the leader of the current term (the term rules already ran).
+    /// Returns false if we are the leader ourselves, which would mean two leaders in a term.
+    fn follow(&mut self, from: NodeId) -> bool {
+        if self.is_leader() {
+            self.dropped(from, DropReason::Unexpected);
+            return false;
+        }
+        if !matches!(self.role, RoleState::Follower) || self.leader != Some(from) {
+            self.become_follower(self.term, Some(from));
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_deadline();
+        true
+    }
+
+    pub(super) fn handle_append_entries(&mut self, from: NodeId, request: AppendEntries) {
+        if !well_formed(&request) {
+            return self.dropped(from, DropReason::Malformed);
+        }
+        if !self.follow(from) {
+            return;
+        }
+        let round = request.round;
+        let last_new = request.prev.index + request.entries.len() as u64;
+        // Entries at or below our commit index are already known to match (they are
+        // committed, and every leader holds them): skip them.
+        let (prev, skip) = if request.prev.index < self.commit {
+            let skip = (self.commit - request.prev.index) as usize;
+            let commit_term = self.log.term_at(self.commit).unwrap_or(0);
+            (LogId::new(commit_term, self.commit), skip.min(request.entries.len()))
+        } else {
+            (request.prev, 0)
+        };
+        if !self.log.matches(prev) {
+            let hint = if prev.index > self.log.last_index() {
+                LogId::new(0, self.log.last_index() + 1)
+            } else {
+                let term = self.log.term_at(prev.index).unwrap_or(0);
+                LogId::new(term, self.log.first_index_of_term_at(prev.index))
+            };
+            let result = AppendResult::Conflict { rejected: request.prev.index, hint };
+            return self
+                .send(from, Message::AppendResponse(AppendResponse { term: self.term, round, result }));
+        }
+        let mut membership_touched = false;
+        for entry in request.entries.into_iter().skip(skip) {
+            match self.log.term_at(entry.index) {
+                Some(term) if term == entry.term => continue,
+                Some(_) => {
+                    if entry.index <= self.commit {
+                        // A leader contradicting a committed entry breaks Leader Completeness.
+                        return self.dropped(from, DropReason::Malformed);
+                    }
+                    self.truncate_log(entry.index);
+                    membership_touched = true;
+                }
+                None => {}
+            }
+            membership_touched |= matches!(entry.payload, Payload::Membership(_));
+            self.log.append(entry);
+        }
+        if membership_touched {
+            self.refresh_membership();
+        }
+        self.advance_commit(request.commit.min(last_new));
+        let result = AppendResult::Success { match_index: last_new };
+        self.send(from, Message::AppendResponse(AppendResponse { term: self.term, round, result }));
+    }
+
+    /// Removes a conflicting suffix from `index`.
+    ///
+    /// Invariant: an acknowledgement still waiting in `ready` must not claim entries that are
+    /// gone by the time it is sent, so acknowledgements reaching `index` are withdrawn (losing a
+    /// message is always safe in Raft).
+    fn truncate_log(&mut self, index: crate::Index) {
+        self.log.truncate(index);
+        self.withdraw_acks_from(index);
+    }
+
+    fn withdraw_acks_from(&mut self, index: crate::Index) {
+        self.ready.messages.retain(|(_, m)| {
+            !matches!(m, Message::AppendResponse(AppendResponse {
+                result: AppendResult::Success { match_index }, ..
+            }) if *match_index >= index)
+        });
+    }
+
+    pub(super) fn handle_install_snapshot(&mut self, from: NodeId, request: InstallSnapshot) {
+        if !self.follow(from) {
+            return;
+        }
+        let last = request.meta.last;
+        let reply = |node: &mut Node, next_offset: u64, done: bool| {
+            let response = SnapshotResponse { term: node.term, last_index: last.index, next_offset, done };
+            node.send(from, Message::SnapshotResponse(response));
+        };
+        if last.index <= self.commit {
+            // We already hold everything it covers.
+            return reply(self, request.offset + request.data.len() as u64, true);
+        }
+        if request.offset == 0 {
+            self.incoming_snapshot = Some(IncomingSnapshot { meta: request.meta, data: BytesMut::new() });
+        }
+        let Some(incoming) = self.incoming_snapshot.as_mut().filter(|s| s.meta.last == last) else {
+            return reply(self, 0, false);
+        };
+        if incoming.data.len() as u64 != request.offset {
+            let expected = incoming.data.len() as u64;
+            return reply(self, expected, false);
+        }
+        incoming.data.extend_from_slice(&request.data);
+        let received = incoming.data.len() as u64;
+        if !request.done {
+            return reply(self, received, false);
+        }
+        if let Some(incoming) = self.incoming_snapshot.take() {
+            self.install_snapshot(Snapshot { meta: incoming.meta, data: incoming.data.freeze() });
+        }
+        reply(self, received, true);
+    }
+
+    /// Installs a complete snapshot from the leader (Raft §7).
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let last = snapshot.meta.last;
+        // Proposals this node made that the snapshot now covers.
+        let covered: alloc::vec::Vec<_> =
+            self.proposals.range(..=last.index).map(|(&i, &p)| (i, p)).collect();
+        for (index, (term, id)) in covered {
+            self.proposals.remove(&index);
+            let result = if self.log.term_at(index) == Some(term) {
+                // Committed, but applied inside the snapshot: no response to hand back.
+                Ok(Applied { index, response: Bytes::new() })
+            } else {
+                Err(crate::ProposeError::Superseded { leader: self.leader })
+            };
+            self.ready.events.push(Event::Proposal { id, result });
+        }
+        if self.log.matches(last) {
+            self.log.compact(last);
+        } else {
+            self.log.reset_to(last);
+            self.withdraw_acks_from(last.index + 1);
+        }
+        self.base_membership = snapshot.meta.membership.clone();
+        self.commit = self.commit.max(last.index);
+        self.applied = last.index;
+        self.ready.snapshot = Some(snapshot.clone());
+        self.snapshot = Some(snapshot);
+        self.refresh_membership();
+    }
+}
+
+/// Structural checks on a received AppendEntries (every input is untrusted).
+fn well_formed(request: &AppendEntries) -> bool {
+    let mut expected = request.prev.index;
+    let mut term = request.prev.term;
+    for entry in &request.entries {
+        expected += 1;
+        if entry.index != expected || entry.term < term || entry.term > request.term {
+            return false;
+        }
+        term = entry.term;
+    }
+    request.prev.term <= request.term
+}

@@ -1,0 +1,167 @@
+//! Linearizable reads without writing the log: ReadIndex and lease reads (thesis §6.4).
+//!
+//! A read is served once (1) the leader has committed an entry of its own term, (2) a quorum
+//! has answered a heartbeat round started after the read arrived (or, with `lease_reads`, the
+//! leader lease is still valid), and (3) the state machine has applied the read index.
+
+use alloc::collections::VecDeque;
+use bytes::Bytes;
+
+use super::Node;
+use crate::event::{DropReason, Event, ReadError};
+use crate::message::Message;
+use crate::quorum::committed_index;
+use crate::ready::ReadyRead;
+use crate::types::{Index, NodeId, RequestId};
+
+/// A read waiting at the leader for its heartbeat round.
+#[derive(Clone, Debug)]
+pub(super) struct PendingRead {
+    /// Who asked: a local client, or a follower on behalf of its client.
+    origin: ReadOrigin,
+    /// The round whose quorum confirms leadership.
+    round: u64,
+}
+
+#[derive(Clone, Debug)]
+enum ReadOrigin {
+    Local { id: RequestId, query: Bytes },
+    Follower { node: NodeId, request: RequestId },
+}
+
+/// A confirmed read waiting for the state machine to apply its index.
+#[derive(Clone, Debug)]
+pub(super) struct ConfirmedRead {
+    pub(super) index: Index,
+    id: RequestId,
+    query: Bytes,
+}
+
+impl Node {
+    pub(super) fn read(&mut self, id: RequestId, query: Bytes) {
+        if self.is_leader() {
+            return self.queue_read(ReadOrigin::Local { id, query });
+        }
+        match self.leader {
+            Some(leader) => {
+                self.forwarded_reads.insert(id, query);
+                self.send(leader, Message::ReadIndexRequest { term: self.term, request: id });
+            }
+            None => self.fail_read(id, ReadError::NotLeader { leader: None }),
+        }
+    }
+
+    fn fail_read(&mut self, id: RequestId, error: ReadError) {
+        self.ready.events.push(Event::Read { id, result: Err(error) });
+    }
+
+    pub(super) fn handle_read_index_request(&mut self, from: NodeId, request: RequestId) {
+        if !self.is_leader() {
+            let response = Message::ReadIndexResponse { term: self.term, request, index: None };
+            return self.send(from, response);
+        }
+        if !self.membership.contains(from) {
+            return self.dropped(from, DropReason::UnknownSender);
+        }
+        self.queue_read(ReadOrigin::Follower { node: from, request });
+    }
+
+    pub(super) fn handle_read_index_response(
+        &mut self,
+        from: NodeId,
+        request: RequestId,
+        index: Option<Index>,
+    ) {
+        if self.leader != Some(from) {
+            return self.dropped(from, DropReason::Unexpected);
+        }
+        let Some(query) = self.forwarded_reads.remove(&request) else {
+            return self.dropped(from, DropReason::Unexpected);
+        };
+        match index {
+            Some(index) => self.confirmed_reads.push_back(ConfirmedRead { index, id: request, query }),
+            None => self.fail_read(request, ReadError::NotLeader { leader: None }),
+        }
+    }
+
+    fn queue_read(&mut self, origin: ReadOrigin) {
+        let lease_valid = self.config.lease_reads;
+        let now = self.now;
+        let Some(state) = self.leader_state() else { return };
+        if lease_valid && now < state.lease_until {
+            // Round 0 is confirmed by definition: the lease stands in for the heartbeat round.
+            state.reads.push_back(PendingRead { origin, round: 0 });
+            return self.confirm_reads();
+        }
+        let round = state.round + 1;
+        state.reads.push_back(PendingRead { origin, round });
+        self.broadcast_heartbeat();
+    }
+
+    /// Releases reads whose round a quorum has answered, once our term has a committed entry.
+    pub(super) fn confirm_reads(&mut self) {
+        let (id, term, commit) = (self.id, self.term, self.commit);
+        if self.log.term_at(commit) != Some(term) {
+            return; // Not yet: the commit index may lag what earlier leaders committed.
+        }
+        let lease_for =
+            self.config.election_timeout_min * (100 - self.config.lease_clock_drift_percent) / 100;
+        let super::RoleState::Leader(state) = &mut self.role else { return };
+        let acked = committed_index(&self.membership, |voter| {
+            if voter == id {
+                state.round
+            } else {
+                state.progress.get(&voter).map_or(0, |p| p.acked_round)
+            }
+        });
+        if let Some(&(_, sent)) = state.round_sent.iter().rev().find(|(round, _)| *round <= acked) {
+            state.lease_until = state.lease_until.max(sent.add_millis(lease_for));
+        }
+        let mut released = VecDeque::new();
+        while state.reads.front().is_some_and(|r| r.round <= acked) {
+            released.extend(state.reads.pop_front());
+        }
+        for read in released {
+            match read.origin {
+                ReadOrigin::Local { id, query } => {
+                    self.confirmed_reads.push_back(ConfirmedRead { index: commit, id, query })
+                }
+                ReadOrigin::Follower { node, request } => {
+                    let response = Message::ReadIndexResponse { term, request, index: Some(commit) };
+                    self.send(node, response);
+                }
+            }
+        }
+    }
+
+    /// Moves confirmed reads whose index is applied into `ready.reads`.
+    pub(super) fn serve_reads(&mut self) {
+        while self.confirmed_reads.front().is_some_and(|r| r.index <= self.applied) {
+            if let Some(read) = self.confirmed_reads.pop_front() {
+                self.ready.reads.push(ReadyRead { id: read.id, query: read.query });
+            }
+        }
+    }
+
+    pub(super) fn fail_pending_reads(&mut self, reads: VecDeque<PendingRead>) {
+        for read in reads {
+            match read.origin {
+                ReadOrigin::Local { id, .. } => {
+                    self.fail_read(id, ReadError::LeadershipLost { leader: self.leader })
+                }
+                ReadOrigin::Follower { node, request } => {
+                    let response = Message::ReadIndexResponse { term: self.term, request, index: None };
+                    self.send(node, response);
+                }
+            }
+        }
+    }
+
+    /// Reads forwarded to a leader we no longer follow will never be answered: fail them.
+    pub(super) fn fail_forwarded_reads(&mut self) {
+        let leader = self.leader;
+        for (id, _) in core::mem::take(&mut self.forwarded_reads) {
+            self.fail_read(id, ReadError::LeadershipLost { leader });
+        }
+    }
+}

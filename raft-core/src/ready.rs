@@ -1,0 +1,80 @@
+//! [`Ready`]: what the protocol machine asks its driver to do, in the order it must be done.
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use crate::event::Event;
+use crate::message::Message;
+use crate::types::{Entry, HardState, Index, NodeId, RequestId, Snapshot, SnapshotMeta};
+
+/// The work produced by [`Node::step`](crate::Node::step), taken with
+/// [`Node::take_ready`](crate::Node::take_ready). Do it in field order:
+///
+/// 1. **Persist** `hard_state`, then `snapshot`, then the log write (`truncate_from`, `entries`).
+///    Wait until all of it is durable.
+/// 2. **Send** `messages`. (Only now: they may reveal the state persisted in step 1.)
+/// 3. **Apply** `apply` to the state machine in order; answer each `proposal` with the result.
+/// 4. **Snapshot**: if `take_snapshot` is set, snapshot the state machine (it has applied
+///    exactly through its `last`) and report it with
+///    [`Node::snapshot_taken`](crate::Node::snapshot_taken).
+/// 5. **Read**: run each query in `reads` against the state machine and answer it.
+/// 6. **Report** `events` to the application.
+///
+/// Everything must be finished before the next call to `step`.
+#[must_use = "a Ready holds state to persist and messages to send"]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Term and vote to persist, when they changed.
+    pub hard_state: Option<HardState>,
+    /// A snapshot from the leader to install: replaces the state machine and the log up to its
+    /// last index.
+    pub snapshot: Option<Snapshot>,
+    /// Drop log entries from this index before appending `entries`.
+    pub truncate_from: Option<Index>,
+    /// Entries to append to the durable log.
+    pub entries: Vec<Entry>,
+    /// Messages to send once the above is durable.
+    pub messages: Vec<(NodeId, Message)>,
+    /// Committed entries to apply, in index order.
+    pub apply: Vec<Apply>,
+    /// Take a snapshot covering exactly this (the state machine's applied point).
+    pub take_snapshot: Option<SnapshotMeta>,
+    /// Linearizable reads that may now be served from the state machine.
+    pub reads: Vec<ReadyRead>,
+    /// Outcomes and reports for the application.
+    pub events: Vec<Event>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.snapshot.is_none()
+            && self.truncate_from.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.apply.is_empty()
+            && self.take_snapshot.is_none()
+            && self.reads.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// A committed entry to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Apply {
+    /// The entry.
+    pub entry: Entry,
+    /// The proposal it answers on this node, if any: report
+    /// [`Event::Proposal`](crate::Event::Proposal) with the state machine's response.
+    pub proposal: Option<RequestId>,
+}
+
+/// A read whose read index has been applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyRead {
+    /// The caller's tag: report [`Event::Read`](crate::Event::Read).
+    pub id: RequestId,
+    /// The query for the state machine.
+    pub query: Bytes,
+}

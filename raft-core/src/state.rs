@@ -1,0 +1,313 @@
+//! Durable state: the [`PersistentState`] trait the stream driver calls, the [`StateMachine`]
+//! trait applications implement, and [`MemState`], an in-memory store for tests and examples.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use core::fmt;
+use core::future::Future;
+
+use crate::membership::Membership;
+use crate::types::{Entry, HardState, Index, Payload, Snapshot, SnapshotMeta};
+
+/// Everything a node needs from storage to start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InitialState {
+    /// Term and vote, as last saved.
+    pub hard_state: HardState,
+    /// The latest snapshot, if any. The state machine already reflects it.
+    pub snapshot: Option<Snapshot>,
+    /// Log entries after the snapshot, in index order.
+    pub entries: Vec<Entry>,
+    /// The last index the state machine has applied (at least the snapshot's last index).
+    pub applied: Index,
+    /// The configuration to start with when neither the snapshot nor the log holds one: the
+    /// initial voters for a new cluster, or empty for a node that waits to be added.
+    pub bootstrap: Membership,
+}
+
+/// Where a node keeps what must survive a crash, and its application state machine.
+///
+/// The stream driver calls these methods one at a time, in the order of the Raft rules
+/// (DESIGN §2): a call that returns `Ok` must be durable, because messages that depend on it are
+/// sent right after. An `Err` ends the event stream: a node that cannot persist must stop.
+#[allow(async_fn_in_trait)] // Send-ness leaks from the concrete type; embedded users need none.
+pub trait PersistentState {
+    /// The storage error, passed through [`Error::Storage`](crate::Error::Storage).
+    type Error: fmt::Debug + fmt::Display;
+
+    /// Loads everything durable (called once, before anything else).
+    fn load(&mut self) -> impl Future<Output = Result<InitialState, Self::Error>>;
+
+    /// Durably records the current term and vote.
+    fn save_hard_state(&mut self, state: HardState) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Durably drops every entry at or after `truncate_from` (when given), then appends
+    /// `entries`, which continue the log without gaps.
+    fn write_log(
+        &mut self,
+        truncate_from: Option<Index>,
+        entries: &[Entry],
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Applies a committed entry to the state machine and returns the state machine's response
+    /// (empty for no-op and configuration entries). Called in index order, exactly once per
+    /// index after the last snapshot or restart.
+    fn apply(&mut self, entry: &Entry) -> impl Future<Output = Result<Bytes, Self::Error>>;
+
+    /// Answers a read-only query against the state machine as it is now.
+    fn query(&mut self, query: &[u8]) -> impl Future<Output = Result<Bytes, Self::Error>>;
+
+    /// Serializes the state machine, which has applied exactly through `meta.last`, stores the
+    /// snapshot durably and may then discard log entries up to `meta.last.index`.
+    fn snapshot(&mut self, meta: SnapshotMeta) -> impl Future<Output = Result<Snapshot, Self::Error>>;
+
+    /// Replaces the state machine with a snapshot received from the leader, durably, and
+    /// discards log entries up to the snapshot's last index.
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// A deterministic application state machine (used by [`MemState`] and the adapters' stores).
+pub trait StateMachine {
+    /// Applies a committed command and returns the response for its proposer.
+    fn apply(&mut self, index: Index, command: &[u8]) -> Bytes;
+    /// Answers a read-only query.
+    fn query(&self, query: &[u8]) -> Bytes;
+    /// Serializes the whole state.
+    fn snapshot(&self) -> Bytes;
+    /// Replaces the state with a serialized one.
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+}
+
+/// A snapshot that a state machine could not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreError(pub String);
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot restore the state machine from the snapshot: {}", self.0)
+    }
+}
+
+impl core::error::Error for RestoreError {}
+
+/// Records every applied command. Query: an 8-byte little-endian position; answer: the command
+/// applied at that position (empty if none). Handy in tests.
+impl StateMachine for Vec<Bytes> {
+    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
+        self.push(Bytes::copy_from_slice(command));
+        Bytes::new()
+    }
+
+    fn query(&self, query: &[u8]) -> Bytes {
+        let position = <[u8; 8]>::try_from(query).map(u64::from_le_bytes).unwrap_or(u64::MAX);
+        usize::try_from(position).ok().and_then(|p| self.get(p).cloned()).unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        for command in self {
+            out.put_u32_le(command.len() as u32);
+            out.put_slice(command);
+        }
+        out.freeze()
+    }
+
+    fn restore(&mut self, mut snapshot: &[u8]) -> Result<(), RestoreError> {
+        self.clear();
+        while snapshot.has_remaining() {
+            if snapshot.remaining() < 4 {
+                return Err(RestoreError("truncated length prefix".into()));
+            }
+            let len = snapshot.get_u32_le() as usize;
+            if snapshot.remaining() < len {
+                return Err(RestoreError("truncated command".into()));
+            }
+            self.push(Bytes::copy_from_slice(&snapshot[..len]));
+            snapshot.advance(len);
+        }
+        Ok(())
+    }
+}
+
+/// An in-memory [`PersistentState`]: "durable" means "stored in this value". Clone it, or call
+/// [`MemState::reboot`], to model what survives a crash.
+///
+/// ```
+/// use raft_core::{MemState, Membership};
+/// use bytes::Bytes;
+/// let state: MemState<Vec<Bytes>> = MemState::new(Membership::new([1, 2, 3]));
+/// assert_eq!(state.applied_index(), 0);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemState<M> {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+    machine: M,
+    applied: Index,
+    bootstrap: Membership,
+}
+
+/// Why a [`MemState`] operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemStateError {
+    /// `write_log` was handed entries that do not continue the log.
+    Gap {
+        /// The index the next entry needed.
+        expected: Index,
+        /// The index it had.
+        got: Index,
+    },
+    /// A snapshot could not be restored.
+    Restore(RestoreError),
+}
+
+impl fmt::Display for MemStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemStateError::Gap { expected, got } => {
+                write!(f, "log write would leave a gap: expected index {expected}, got {got}")
+            }
+            MemStateError::Restore(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for MemStateError {}
+
+impl<M: StateMachine + Default> MemState<M> {
+    /// A fresh store for a node whose initial configuration is `bootstrap` (empty for a node
+    /// that waits to be added to an existing cluster).
+    pub fn new(bootstrap: Membership) -> Self {
+        MemState {
+            hard_state: HardState::default(),
+            snapshot: None,
+            entries: Vec::new(),
+            machine: M::default(),
+            applied: 0,
+            bootstrap,
+        }
+    }
+
+    /// What survives a crash: term, vote, log and snapshot. The state machine is rebuilt from
+    /// the snapshot; later entries are applied again as the node learns they are committed.
+    pub fn reboot(&self) -> Result<Self, MemStateError> {
+        let mut machine = M::default();
+        let mut applied = 0;
+        if let Some(snapshot) = &self.snapshot {
+            machine.restore(&snapshot.data).map_err(MemStateError::Restore)?;
+            applied = snapshot.meta.last.index;
+        }
+        Ok(MemState {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+            machine,
+            applied,
+            bootstrap: self.bootstrap.clone(),
+        })
+    }
+}
+
+impl<M> MemState<M> {
+    /// The application state machine.
+    pub fn machine(&self) -> &M {
+        &self.machine
+    }
+
+    /// The last applied index.
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// The stored term and vote.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The stored log entries (after the snapshot).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The stored snapshot.
+    pub fn stored_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    fn first_index(&self) -> Index {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.last.index) + 1
+    }
+
+    fn discard_through(&mut self, index: Index) {
+        let keep = self.entries.partition_point(|e| e.index <= index);
+        self.entries.drain(..keep);
+    }
+}
+
+impl<M: StateMachine> PersistentState for MemState<M> {
+    type Error = MemStateError;
+
+    async fn load(&mut self) -> Result<InitialState, MemStateError> {
+        Ok(InitialState {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+            applied: self.applied,
+            bootstrap: self.bootstrap.clone(),
+        })
+    }
+
+    async fn save_hard_state(&mut self, state: HardState) -> Result<(), MemStateError> {
+        self.hard_state = state;
+        Ok(())
+    }
+
+    async fn write_log(
+        &mut self,
+        truncate_from: Option<Index>,
+        entries: &[Entry],
+    ) -> Result<(), MemStateError> {
+        if let Some(from) = truncate_from {
+            let keep = self.entries.partition_point(|e| e.index < from);
+            self.entries.truncate(keep);
+        }
+        let next = self.entries.last().map_or(self.first_index(), |e| e.index + 1);
+        for (expected, entry) in (next..).zip(entries) {
+            if entry.index != expected {
+                return Err(MemStateError::Gap { expected, got: entry.index });
+            }
+        }
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, MemStateError> {
+        self.applied = entry.index;
+        Ok(match &entry.payload {
+            Payload::Command(command) => self.machine.apply(entry.index, command),
+            Payload::Noop | Payload::Membership(_) => Bytes::new(),
+        })
+    }
+
+    async fn query(&mut self, query: &[u8]) -> Result<Bytes, MemStateError> {
+        Ok(self.machine.query(query))
+    }
+
+    async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, MemStateError> {
+        let snapshot = Snapshot { data: self.machine.snapshot(), meta };
+        self.discard_through(snapshot.meta.last.index);
+        self.snapshot = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), MemStateError> {
+        self.machine.restore(&snapshot.data).map_err(MemStateError::Restore)?;
+        self.applied = snapshot.meta.last.index;
+        self.discard_through(snapshot.meta.last.index);
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! Core vocabulary: node ids, terms, log indexes, entries and virtual time.
+
+use alloc::collections::BTreeSet;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::membership::Membership;
+
+/// Identifies a node in the cluster. `0` is reserved and never a valid node id.
+pub type NodeId = u64;
+
+/// A Raft term (Raft §5.1). Terms start at 0 and only ever grow.
+pub type Term = u64;
+
+/// A position in the replicated log. The first entry has index 1; index 0 means "before the log".
+pub type Index = u64;
+
+/// A caller-chosen tag that links a request (proposal, read, membership change …) to its outcome.
+pub type RequestId = u64;
+
+/// A point on the adapter's monotonic clock, in milliseconds.
+///
+/// The protocol machine never reads a clock: time only enters through
+/// [`Incoming::Tick`](crate::Incoming::Tick). Any epoch works as long as it never goes backwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// The instant `millis` milliseconds after the epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        Instant(millis)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// This instant plus `millis` milliseconds (saturating).
+    pub const fn add_millis(self, millis: u64) -> Self {
+        Instant(self.0.saturating_add(millis))
+    }
+
+    /// Milliseconds from `earlier` to `self`, or 0 if `earlier` is later.
+    pub const fn millis_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// The (term, index) pair that identifies a log entry (Raft §5.3, Log Matching).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LogId {
+    /// Term of the entry. Compared first, so `LogId` orders by "up-to-date" (Raft §5.4.1).
+    pub term: Term,
+    /// Index of the entry.
+    pub index: Index,
+}
+
+impl LogId {
+    /// A log id from its term and index.
+    pub const fn new(term: Term, index: Index) -> Self {
+        LogId { term, index }
+    }
+}
+
+/// What a log entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Appended by every new leader so it can commit entries from earlier terms (Raft §5.4.2, §8).
+    Noop,
+    /// An application command, opaque to Raft.
+    Command(Bytes),
+    /// A new cluster configuration. It takes effect on every node as soon as it is appended.
+    Membership(Membership),
+}
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Term of the leader that created the entry.
+    pub term: Term,
+    /// Position in the log.
+    pub index: Index,
+    /// What the entry carries.
+    pub payload: Payload,
+}
+
+impl Entry {
+    /// The entry's log id.
+    pub const fn id(&self) -> LogId {
+        LogId::new(self.term, self.index)
+    }
+
+    /// Approximate encoded size, used for the per-message byte limit.
+    pub fn size_hint(&self) -> usize {
+        const HEADER: usize = 24;
+        HEADER
+            + match &self.payload {
+                Payload::Noop => 0,
+                Payload::Command(c) => c.len(),
+                Payload::Membership(m) => 8 * (m.voters.len() + m.outgoing.len() + m.learners.len()),
+            }
+    }
+}
+
+/// Term and vote: the state that must be durable before any message revealing it is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any.
+    pub vote: Option<NodeId>,
+}
+
+/// Describes what a snapshot covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last log entry the snapshot includes.
+    pub last: LogId,
+    /// The configuration in force at `last`.
+    pub membership: Membership,
+}
+
+/// A state-machine snapshot: everything up to and including `meta.last`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// The application's serialized state.
+    pub data: Bytes,
+}
+
+/// A set of node ids, ordered so iteration is deterministic.
+pub type NodeSet = BTreeSet<NodeId>;

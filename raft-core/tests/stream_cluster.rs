@@ -1,0 +1,262 @@
+//! Three nodes driven through the stream API on a single-threaded executor, with virtual time:
+//! elect a leader, commit 100 entries on every node, restart a follower from what it persisted.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::channel::mpsc::{unbounded, UnboundedSender};
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+use futures::StreamExt;
+use raft_core::{
+    Entry, Event, HardState, Incoming, Index, InitialState, Instant, MemState, MemStateError, Membership,
+    NodeId, Outgoing, PersistentState, RaftStreamExt, Role, Snapshot, SnapshotMeta,
+};
+
+type Store = MemState<Vec<Bytes>>;
+
+/// MemState's futures complete at once; resolving them here keeps no borrow across an await.
+fn now<T>(future: impl std::future::Future<Output = T>) -> T {
+    futures::FutureExt::now_or_never(future).expect("MemState never waits")
+}
+
+/// A MemState that the test can inspect and reboot while a node runs on it.
+#[derive(Clone)]
+struct Shared(Rc<RefCell<Store>>);
+
+impl PersistentState for Shared {
+    type Error = MemStateError;
+    async fn load(&mut self) -> Result<InitialState, MemStateError> {
+        let mut store = self.0.borrow().clone();
+        store.load().await
+    }
+    async fn save_hard_state(&mut self, state: HardState) -> Result<(), MemStateError> {
+        now(self.0.borrow_mut().save_hard_state(state))
+    }
+    async fn write_log(&mut self, from: Option<Index>, entries: &[Entry]) -> Result<(), MemStateError> {
+        now(self.0.borrow_mut().write_log(from, entries))
+    }
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, MemStateError> {
+        now(self.0.borrow_mut().apply(entry))
+    }
+    async fn query(&mut self, query: &[u8]) -> Result<Bytes, MemStateError> {
+        now(self.0.borrow_mut().query(query))
+    }
+    async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, MemStateError> {
+        now(self.0.borrow_mut().snapshot(meta))
+    }
+    async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), MemStateError> {
+        now(self.0.borrow_mut().install_snapshot(snapshot))
+    }
+}
+
+#[derive(Default)]
+struct Observed {
+    roles: BTreeMap<NodeId, (Role, Option<NodeId>)>,
+    committed: BTreeMap<u64, Result<Index, String>>,
+}
+
+struct Cluster {
+    pool: LocalPool,
+    inboxes: Rc<RefCell<BTreeMap<NodeId, UnboundedSender<Incoming>>>>,
+    stores: BTreeMap<NodeId, Shared>,
+    observed: Rc<RefCell<Observed>>,
+    now: u64,
+}
+
+impl Cluster {
+    fn new(ids: &[NodeId]) -> Self {
+        let mut cluster = Cluster {
+            pool: LocalPool::new(),
+            inboxes: Rc::default(),
+            stores: BTreeMap::new(),
+            observed: Rc::default(),
+            now: 0,
+        };
+        for &id in ids {
+            let store = Shared(Rc::new(RefCell::new(MemState::new(Membership::new(ids.iter().copied())))));
+            cluster.start(id, store);
+        }
+        cluster
+    }
+
+    /// Runs node `id` on `store`: its outgoing messages go straight into the peers' inboxes.
+    fn start(&mut self, id: NodeId, store: Shared) {
+        let (sender, inbox) = unbounded();
+        sender.unbounded_send(Incoming::Tick(Instant(self.now))).unwrap();
+        self.inboxes.borrow_mut().insert(id, sender);
+        self.stores.insert(id, store.clone());
+        let inboxes = Rc::clone(&self.inboxes);
+        let observed = Rc::clone(&self.observed);
+        let mut events = inbox.into_raft_events(id, store);
+        self.pool
+            .spawner()
+            .spawn_local(async move {
+                while let Some(output) = events.next().await {
+                    match output.expect("MemState never fails") {
+                        Outgoing::Send { to, message } => {
+                            if let Some(peer) = inboxes.borrow().get(&to) {
+                                let _ = peer.unbounded_send(Incoming::Message { from: id, message });
+                            }
+                        }
+                        Outgoing::Event(Event::RoleChanged { role, leader, .. }) => {
+                            observed.borrow_mut().roles.insert(id, (role, leader));
+                        }
+                        Outgoing::Event(Event::Proposal { id: request, result }) => {
+                            let result = result.map(|a| a.index).map_err(|e| e.to_string());
+                            observed.borrow_mut().committed.insert(request, result);
+                        }
+                        Outgoing::Event(_) => {}
+                    }
+                }
+            })
+            .unwrap();
+    }
+
+    fn stop(&mut self, id: NodeId) {
+        self.inboxes.borrow_mut().remove(&id); // closing the inbox ends the node's stream
+        self.pool.run_until_stalled();
+    }
+
+    fn send(&self, id: NodeId, input: Incoming) {
+        self.inboxes.borrow()[&id].unbounded_send(input).unwrap();
+    }
+
+    /// Advances virtual time in 10 ms ticks until `done` holds (or a time limit passes).
+    fn run_until(&mut self, limit_ms: u64, mut done: impl FnMut(&Cluster) -> bool) {
+        let end = self.now + limit_ms;
+        while self.now < end {
+            self.pool.run_until_stalled();
+            if done(self) {
+                return;
+            }
+            self.now += 10;
+            let senders: Vec<_> = self.inboxes.borrow().values().cloned().collect();
+            for sender in senders {
+                let _ = sender.unbounded_send(Incoming::Tick(Instant(self.now)));
+            }
+        }
+        panic!("condition not reached within {limit_ms} ms of virtual time");
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        let observed = self.observed.borrow();
+        let leaders: Vec<NodeId> =
+            observed.roles.iter().filter(|(_, (role, _))| *role == Role::Leader).map(|(&id, _)| id).collect();
+        let everyone_agrees = leaders.len() == 1
+            && self
+                .inboxes
+                .borrow()
+                .keys()
+                .all(|id| observed.roles.get(id).is_some_and(|r| r.1 == Some(leaders[0])));
+        everyone_agrees.then(|| leaders[0])
+    }
+
+    fn applied(&self, id: NodeId) -> Vec<Bytes> {
+        self.stores[&id].0.borrow().machine().clone()
+    }
+}
+
+#[test]
+fn three_nodes_elect_commit_100_entries_and_restart_a_follower() {
+    let mut cluster = Cluster::new(&[1, 2, 3]);
+    cluster.run_until(5_000, |c| c.leader().is_some());
+    let leader = cluster.leader().unwrap();
+
+    let commands: Vec<Bytes> = (0..100).map(|i| Bytes::from(format!("entry-{i}"))).collect();
+    for (request, command) in commands.iter().enumerate() {
+        cluster.send(leader, Incoming::Propose { id: request as u64, command: command.clone() });
+    }
+    cluster.run_until(5_000, |c| (1..=3).all(|id| c.applied(id).len() == 100));
+    for id in 1..=3 {
+        assert_eq!(cluster.applied(id), commands, "node {id} applied the same commands in order");
+    }
+    let committed = cluster.observed.borrow().committed.clone();
+    assert_eq!(committed.len(), 100);
+    assert!(committed.values().all(|r| r.is_ok()), "every proposal was acknowledged");
+
+    // Restart a follower from what it persisted: its log survives, its state machine is
+    // rebuilt by applying the committed entries again.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    cluster.stop(follower);
+    let durable = cluster.stores[&follower].0.borrow().reboot().unwrap();
+    assert_eq!(durable.entries().len(), 101, "no-op plus 100 commands are durable");
+    assert!(durable.machine().is_empty(), "the state machine itself is not durable");
+    cluster.start(follower, Shared(Rc::new(RefCell::new(durable))));
+
+    let more: Vec<Bytes> = (100..110).map(|i| Bytes::from(format!("entry-{i}"))).collect();
+    for (i, command) in more.iter().enumerate() {
+        cluster.send(leader, Incoming::Propose { id: 1_000 + i as u64, command: command.clone() });
+    }
+    cluster.run_until(5_000, |c| c.applied(follower).len() == 110);
+    let all: Vec<Bytes> = commands.iter().chain(&more).cloned().collect();
+    assert_eq!(cluster.applied(follower), all);
+    assert_eq!(cluster.leader(), Some(leader), "the restart did not disturb the leader");
+}
+
+#[test]
+fn stream_termination_when_input_ends() {
+    let state: Store = MemState::new(Membership::new([1, 2, 3]));
+    let inputs = futures::stream::iter([Incoming::Tick(Instant(0)), Incoming::Diagnostics]);
+    let outputs: Vec<_> = futures::executor::block_on(inputs.into_raft_events(1, state).collect());
+    assert!(matches!(outputs.last(), Some(Ok(Outgoing::Event(Event::Diagnostics(_))))));
+}
+
+/// A store that fails every write: the stream reports the error and ends.
+struct Broken;
+
+impl PersistentState for Broken {
+    type Error = &'static str;
+    async fn load(&mut self) -> Result<InitialState, &'static str> {
+        Ok(InitialState { bootstrap: Membership::new([1]), ..InitialState::default() })
+    }
+    async fn save_hard_state(&mut self, _: HardState) -> Result<(), &'static str> {
+        Err("disk full")
+    }
+    async fn write_log(&mut self, _: Option<Index>, _: &[Entry]) -> Result<(), &'static str> {
+        Err("disk full")
+    }
+    async fn apply(&mut self, _: &Entry) -> Result<Bytes, &'static str> {
+        Ok(Bytes::new())
+    }
+    async fn query(&mut self, _: &[u8]) -> Result<Bytes, &'static str> {
+        Ok(Bytes::new())
+    }
+    async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, &'static str> {
+        Ok(Snapshot { meta, data: Bytes::new() })
+    }
+    async fn install_snapshot(&mut self, _: &Snapshot) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+#[test]
+fn storage_errors_end_the_stream() {
+    let ticks = (0..20).map(|i| Incoming::Tick(Instant(i * 100)));
+    let outputs: Vec<_> =
+        futures::executor::block_on(futures::stream::iter(ticks).into_raft_events(1, Broken).collect());
+    let last = outputs.last().unwrap();
+    assert!(matches!(last, Err(raft_core::Error::Storage("disk full"))), "{last:?}");
+    assert_eq!(outputs.iter().filter(|o| o.is_err()).count(), 1);
+}
+
+#[test]
+fn events_round_trip_through_postcard() {
+    let event = Outgoing::Send { to: 2, message: raft_core::Message::TimeoutNow { term: 4 } };
+    let bytes = postcard::to_allocvec(&event).unwrap();
+    assert_eq!(postcard::from_bytes::<Outgoing>(&bytes).unwrap(), event);
+    let incoming = Incoming::Propose { id: 1, command: Bytes::from_static(b"x") };
+    let bytes = postcard::to_allocvec(&incoming).unwrap();
+    assert_eq!(postcard::from_bytes::<Incoming>(&bytes).unwrap(), incoming);
+}
+
+#[test]
+fn the_event_stream_is_send_when_its_parts_are() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    let state: Store = MemState::new(Membership::new([1]));
+    let (_sender, inbox) = unbounded::<Incoming>();
+    let events = inbox.into_raft_events(1, state);
+    assert_send(&events);
+}

@@ -1,0 +1,1 @@
+//! raft-embassy: placeholder until its issue lands.

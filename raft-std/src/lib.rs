@@ -1,0 +1,1 @@
+//! raft-std: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+//! testkit: placeholder until its issue lands.

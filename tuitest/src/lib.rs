@@ -1,0 +1,1 @@
+//! tuitest: placeholder until its issue lands.
