@@ -142,10 +142,10 @@ impl Node {
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last = snapshot.meta.last;
         // Proposals this node made that the snapshot now covers.
-        let covered: alloc::vec::Vec<_> =
-            self.proposals.range(..=last.index).map(|(&i, &p)| (i, p)).collect();
-        for (index, (term, id)) in covered {
-            self.proposals.remove(&index);
+        let covered: alloc::vec::Vec<((crate::Index, crate::Term), crate::RequestId)> =
+            self.proposals.range(..=(last.index, crate::Term::MAX)).map(|(&k, &id)| (k, id)).collect();
+        for ((index, term), id) in covered {
+            self.proposals.remove(&(index, term));
             let result = if self.log.term_at(index) == Some(term) {
                 // Committed, but applied inside the snapshot: no response to hand back.
                 Ok(Applied { index, response: Bytes::new() })

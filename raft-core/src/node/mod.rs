@@ -77,8 +77,10 @@ pub struct Node {
     role: RoleState,
     election_deadline: Instant,
     rng: SplitMix64,
-    /// Proposals made here that are not applied yet: index → (term, request).
-    proposals: BTreeMap<Index, (Term, RequestId)>,
+    /// Proposals made here that are not applied yet: (index, term) → request. Keyed by both:
+    /// after losing and regaining leadership, a node may propose again at an index where an
+    /// older proposal of its own still waits.
+    proposals: BTreeMap<(Index, Term), RequestId>,
     /// The latest snapshot, kept to send to followers behind the log.
     snapshot: Option<Snapshot>,
     /// A snapshot arriving in chunks from the leader.
@@ -307,10 +309,11 @@ impl Node {
         if from == self.id || from == 0 {
             return self.dropped(from, DropReason::Malformed);
         }
+        // Vote requests are not checked against our configuration: a node added by an entry we
+        // have not received yet must still be able to win (and a node that waits to be added
+        // must be able to vote), or a reconfiguration can deadlock. Strangers cannot disrupt a
+        // live cluster: the leader lease below refuses them, and pre-vote keeps their term out.
         if let Message::RequestVote(request) = &message {
-            if !self.membership.is_voter(from) {
-                return self.dropped(from, DropReason::UnknownSender);
-            }
             if !request.transfer && self.in_leader_lease(from) {
                 return self.reject_vote_in_lease(from, request.pre_vote);
             }
@@ -381,7 +384,7 @@ impl Node {
             }
             RoleState::Leader(_) => {
                 let index = self.append_as_leader(crate::Payload::Command(command));
-                self.proposals.insert(index, (self.term, id));
+                self.proposals.insert((index, self.term), id);
             }
             _ => self.fail_proposal(id, ProposeError::NotLeader { leader: self.leader }),
         }
@@ -444,14 +447,16 @@ impl Node {
         self.ready.apply.reserve(entries.len());
         for entry in entries {
             let mut proposal = None;
-            if let Some((term, id)) = self.proposals.remove(&entry.index) {
-                if term == entry.term {
+            // Proposals at this index: the one with the entry's term succeeded, any other lost.
+            while let Some((&key, &id)) =
+                self.proposals.range((entry.index, 0)..=(entry.index, Term::MAX)).next()
+            {
+                self.proposals.remove(&key);
+                if key.1 == entry.term {
                     proposal = Some(id);
                 } else {
-                    self.ready.events.push(Event::Proposal {
-                        id,
-                        result: Err(ProposeError::Superseded { leader: self.leader }),
-                    });
+                    let result = Err(ProposeError::Superseded { leader: self.leader });
+                    self.ready.events.push(Event::Proposal { id, result });
                 }
             }
             self.ready.apply.push(Apply { entry: entry.clone(), proposal });

@@ -95,7 +95,8 @@ impl Node {
 
     /// Keeps the leader's progress map in step with the configuration in force.
     pub(super) fn membership_changed(&mut self) {
-        let (me, next, max_inflight) = (self.id, self.log.last_index() + 1, self.config.max_inflight);
+        // New peers are probed from the configuration entry itself, so they hear at once.
+        let (me, next, max_inflight) = (self.id, self.log.last_index(), self.config.max_inflight);
         let members = self.membership.members();
         let Some(state) = self.leader_state() else { return };
         state.progress.retain(|id, _| members.contains(id));

@@ -1,0 +1,77 @@
+//! Linearizable reads: ReadIndex and lease reads (thesis §6.4).
+
+use super::*;
+use crate::event::ReadError;
+
+fn read_outcome(net: &Net, node: NodeId, request: RequestId) -> Option<Result<Bytes, ReadError>> {
+    net.events(node).iter().find_map(|e| match e {
+        Event::Read { id, result } if *id == request => Some(result.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn leader_serves_a_read_after_a_quorum_heartbeat_round() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.step(1, Incoming::Read { id: 1, query: cmd("q") });
+    assert_eq!(read_outcome(&net, 1, 1), None, "not before a quorum confirms leadership");
+    net.settle();
+    assert_eq!(read_outcome(&net, 1, 1), Some(Ok(cmd("q"))));
+}
+
+#[test]
+fn follower_reads_through_the_leaders_read_index() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.step(1, Incoming::Propose { id: 1, command: cmd("w") });
+    net.step(2, Incoming::Read { id: 5, query: cmd("q") });
+    net.settle();
+    assert_eq!(read_outcome(&net, 2, 5), Some(Ok(cmd("q"))));
+    assert!(net.commands(2).contains(&cmd("w")), "served only after applying the read index");
+}
+
+#[test]
+fn isolated_leader_never_serves_and_fails_reads_when_it_steps_down() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.isolate(1);
+    net.step(1, Incoming::Read { id: 1, query: cmd("q") });
+    net.advance(100);
+    assert_eq!(read_outcome(&net, 1, 1), None);
+    net.advance(400);
+    assert!(matches!(read_outcome(&net, 1, 1), Some(Err(ReadError::LeadershipLost { .. }))));
+}
+
+#[test]
+fn reads_without_a_known_leader_fail_fast() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.step(2, Incoming::Read { id: 1, query: cmd("q") });
+    assert_eq!(read_outcome(&net, 2, 1), Some(Err(ReadError::NotLeader { leader: None })));
+}
+
+#[test]
+fn lease_reads_skip_the_heartbeat_round_while_the_lease_holds() {
+    let mut net = Net::with_config(&[1, 2, 3], Config { lease_reads: true, ..config() });
+    net.elect(1);
+    net.advance(60); // a heartbeat round answered by a quorum grants the lease
+    let node = net.nodes.get_mut(&1).unwrap();
+    node.step(Incoming::Read { id: 1, query: cmd("q") });
+    let ready = node.take_ready();
+    assert!(ready.messages.is_empty(), "no round needed inside the lease");
+    assert_eq!(ready.reads.len(), 1);
+}
+
+#[test]
+fn new_leader_waits_for_its_first_commit_before_serving_reads() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.isolate(1);
+    net.advance(1_000);
+    let leader = net.leaders().into_iter().find(|&l| l != 1).unwrap();
+    // Cut the new leader off from its followers' answers: its no-op cannot commit.
+    net.isolate(leader);
+    net.step(leader, Incoming::Read { id: 3, query: cmd("q") });
+    net.settle();
+    assert_eq!(read_outcome(&net, leader, 3), None);
+}

@@ -1,0 +1,61 @@
+//! Snapshots and log compaction (Raft §7).
+
+use super::*;
+
+#[test]
+fn snapshot_policy_compacts_the_log() {
+    let mut net = Net::with_config(&[1, 2, 3], Config { snapshot_every: 10, ..config() });
+    net.elect(1);
+    for i in 0..25 {
+        net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+    }
+    net.settle();
+    net.advance(100);
+    for id in [1, 2, 3] {
+        assert!(net.node(id).first_index() > 20, "node {id} compacted: {}", net.node(id).first_index());
+        assert!(net.events(id).iter().any(|e| matches!(e, Event::Compacted { .. })));
+    }
+}
+
+#[test]
+fn lagging_follower_receives_a_chunked_snapshot_then_entries() {
+    let config = Config { snapshot_every: 5, snapshot_chunk_bytes: 2, ..config() };
+    let mut net = Net::with_config(&[1, 2, 3], config);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..20 {
+        net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+    }
+    net.settle();
+    net.advance(100);
+    assert!(net.node(1).first_index() > 1, "the leader compacted what node 3 lacks");
+    net.heal();
+    net.advance(500);
+    let installed = &net.installed[&3];
+    assert_eq!(installed.len(), 1);
+    assert!(installed[0].last.index >= 15);
+    assert_eq!(installed[0].membership, Membership::new([1, 2, 3]));
+    net.step(1, Incoming::Propose { id: 100, command: cmd("after") });
+    net.settle();
+    assert_eq!(net.node(3).commit_index(), net.node(1).commit_index());
+    assert_eq!(net.commands(3).last(), Some(&cmd("after")), "normal replication resumed");
+}
+
+#[test]
+fn compact_on_request_and_restart_from_the_snapshot() {
+    let mut net = Net::new(&[1]);
+    net.elect(1);
+    for i in 0..5 {
+        net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+    }
+    net.step(1, Incoming::Compact);
+    assert_eq!(net.node(1).first_index(), 7);
+    let snapshot = Snapshot {
+        meta: SnapshotMeta { last: LogId::new(net.node(1).term(), 6), membership: Membership::new([1]) },
+        data: Bytes::from_static(b"state"),
+    };
+    let initial = InitialState { snapshot: Some(snapshot), applied: 6, ..InitialState::default() };
+    let restarted = Node::new(1, config(), initial).unwrap();
+    assert_eq!((restarted.first_index(), restarted.commit_index()), (7, 6));
+    assert_eq!(*restarted.membership(), Membership::new([1]));
+}
