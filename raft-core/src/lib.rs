@@ -64,7 +64,7 @@ pub use message::{
     VoteResponse,
 };
 pub use node::Node;
-pub use ready::{Apply, Ready, ReadyRead};
+pub use ready::{Ready, ReadyRead};
 pub use state::{InitialState, MemState, MemStateError, PersistentState, RestoreError, StateMachine};
 pub use stream::{raft_events, Error, RaftStreamExt};
 pub use types::{

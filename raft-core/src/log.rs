@@ -132,11 +132,12 @@ impl Log {
         self.truncate_from.is_some() || self.persisted < self.last_index()
     }
 
-    /// What storage must do next: drop from an index, then append these entries.
-    pub(crate) fn take_unstable(&mut self) -> (Option<Index>, Vec<Entry>) {
-        let unstable = self.slice(self.persisted + 1, self.last_index()).to_vec();
+    /// What storage must do next: drop from an index, then append the entries from the
+    /// returned index to the end of the log.
+    pub(crate) fn take_unstable(&mut self) -> (Option<Index>, Index) {
+        let first_unstable = self.persisted + 1;
         self.persisted = self.last_index();
-        (self.truncate_from.take(), unstable)
+        (self.truncate_from.take(), first_unstable)
     }
 
     /// Drops entries covered by a snapshot that ends at `through` (which is in our log).
@@ -179,7 +180,7 @@ impl Log {
     /// The newest configuration entry in the window.
     pub(crate) fn last_membership(&self) -> Option<(Index, &Membership)> {
         self.entries.iter().rev().find_map(|e| match &e.payload {
-            Payload::Membership(m) => Some((e.index, m)),
+            Payload::Membership(m) => Some((e.index, &**m)),
             _ => None,
         })
     }
@@ -187,7 +188,7 @@ impl Log {
     /// The newest configuration entry at or below `index`.
     pub(crate) fn membership_at(&self, index: Index) -> Option<(Index, &Membership)> {
         self.slice(self.first_index(), index).iter().rev().find_map(|e| match &e.payload {
-            Payload::Membership(m) => Some((e.index, m)),
+            Payload::Membership(m) => Some((e.index, &**m)),
             _ => None,
         })
     }
@@ -217,7 +218,7 @@ mod tests {
         assert_eq!(log.term_at(2), Some(1));
         assert_eq!(log.term_at(1), None);
         let mut log = log;
-        assert_eq!(log.take_unstable(), (None, Vec::new()));
+        assert_eq!(log.take_unstable(), (None, 5));
     }
 
     #[test]
@@ -227,10 +228,10 @@ mod tests {
         log.truncate(3);
         assert_eq!(log.last_id(), LogId::new(1, 2));
         log.append(entry(4, 3));
-        let (truncate, entries) = log.take_unstable();
+        let (truncate, first) = log.take_unstable();
         assert_eq!(truncate, Some(3));
-        assert_eq!(entries, [entry(4, 3)]);
-        assert_eq!(log.take_unstable(), (None, Vec::new()));
+        assert_eq!(log.slice(first, log.last_index()), [entry(4, 3)]);
+        assert_eq!(log.take_unstable(), (None, 4));
     }
 
     #[test]

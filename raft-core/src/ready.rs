@@ -13,17 +13,19 @@ use crate::types::{Entry, HardState, Index, NodeId, RequestId, Snapshot, Snapsho
 /// 1. **Persist** `hard_state`, then `snapshot`, then the log write (`truncate_from`, `entries`).
 ///    Wait until all of it is durable.
 /// 2. **Send** `messages`. (Only now: they may reveal the state persisted in step 1.)
-/// 3. **Apply** `apply` to the state machine in order; answer each `proposal` with the result.
-/// 4. **Snapshot**: if `take_snapshot` is set, snapshot the state machine (it has applied
-///    exactly through its `last`) and report it with
+/// 3. **Apply** `apply` to the state machine in order; for each entry listed in `proposals`,
+///    answer that proposal with the state machine's response.
+/// 4. **Read**: run each query in `reads` against the state machine and answer it.
+/// 5. **Report** `events` to the application.
+/// 6. **Snapshot**: if `take_snapshot` is set, snapshot the state machine (it has applied
+///    exactly through its `last`) and hand it to
 ///    [`Node::snapshot_taken`](crate::Node::snapshot_taken).
-/// 5. **Read**: run each query in `reads` against the state machine and answer it.
-/// 6. **Report** `events` to the application.
 ///
-/// Everything must be finished before the next call to `step`.
+/// A `Ready` lends the node's own entries (`entries`, `apply`) instead of copying them, so the
+/// borrow checker makes sure it is finished before the node is stepped again.
 #[must_use = "a Ready holds state to persist and messages to send"]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ready<'a> {
     /// Term and vote to persist, when they changed.
     pub hard_state: Option<HardState>,
     /// A snapshot from the leader to install: replaces the state machine and the log up to its
@@ -32,20 +34,23 @@ pub struct Ready {
     /// Drop log entries from this index before appending `entries`.
     pub truncate_from: Option<Index>,
     /// Entries to append to the durable log.
-    pub entries: Vec<Entry>,
+    pub entries: &'a [Entry],
     /// Messages to send once the above is durable.
     pub messages: Vec<(NodeId, Message)>,
     /// Committed entries to apply, in index order.
-    pub apply: Vec<Apply>,
-    /// Take a snapshot covering exactly this (the state machine's applied point).
-    pub take_snapshot: Option<SnapshotMeta>,
+    pub apply: &'a [Entry],
+    /// Proposals made on this node that entries in `apply` answer: (index, request), in index
+    /// order. Report [`Event::Proposal`] with the response of the entry at that index.
+    pub proposals: Vec<(Index, RequestId)>,
     /// Linearizable reads that may now be served from the state machine.
     pub reads: Vec<ReadyRead>,
     /// Outcomes and reports for the application.
     pub events: Vec<Event>,
+    /// Take a snapshot covering exactly this (the state machine's applied point).
+    pub take_snapshot: Option<SnapshotMeta>,
 }
 
-impl Ready {
+impl Ready<'_> {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
@@ -54,27 +59,39 @@ impl Ready {
             && self.entries.is_empty()
             && self.messages.is_empty()
             && self.apply.is_empty()
-            && self.take_snapshot.is_none()
             && self.reads.is_empty()
             && self.events.is_empty()
+            && self.take_snapshot.is_none()
     }
-}
-
-/// A committed entry to apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Apply {
-    /// The entry.
-    pub entry: Entry,
-    /// The proposal it answers on this node, if any: report
-    /// [`Event::Proposal`](crate::Event::Proposal) with the state machine's response.
-    pub proposal: Option<RequestId>,
 }
 
 /// A read whose read index has been applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadyRead {
-    /// The caller's tag: report [`Event::Read`](crate::Event::Read).
+    /// The caller's tag: report [`Event::Read`].
     pub id: RequestId,
     /// The query for the state machine.
     pub query: Bytes,
+}
+
+/// The owned parts of the next [`Ready`], gathered while the node is stepped.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) messages: Vec<(NodeId, Message)>,
+    pub(crate) proposals: Vec<(Index, RequestId)>,
+    pub(crate) reads: Vec<ReadyRead>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) take_snapshot: Option<SnapshotMeta>,
+}
+
+impl Outbox {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.snapshot.is_none()
+            && self.messages.is_empty()
+            && self.proposals.is_empty()
+            && self.reads.is_empty()
+            && self.events.is_empty()
+            && self.take_snapshot.is_none()
+    }
 }

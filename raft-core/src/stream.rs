@@ -19,7 +19,7 @@ use crate::event::{Applied, Event, Incoming, Outgoing};
 use crate::node::Node;
 use crate::ready::Ready;
 use crate::state::PersistentState;
-use crate::types::NodeId;
+use crate::types::{NodeId, SnapshotMeta};
 
 /// Inputs taken in one batch at most, before persisting and sending.
 const MAX_BATCH: usize = 1024;
@@ -183,42 +183,44 @@ where
                 }
             }
         }
-        let ready = node.take_ready();
-        self.execute(ready).await?;
+        let take_snapshot = execute(node.take_ready(), &mut self.state, &mut self.out).await?;
+        if let Some(meta) = take_snapshot {
+            let snapshot = self.state.snapshot(meta).await.map_err(Error::Storage)?;
+            node.snapshot_taken(snapshot);
+        }
         Ok(true)
     }
+}
 
-    /// Carries out a [`Ready`] in its documented order.
-    async fn execute(&mut self, ready: Ready) -> Result<(), Error<S::Error>> {
-        let state = &mut self.state;
-        if let Some(hard_state) = ready.hard_state {
-            state.save_hard_state(hard_state).await.map_err(Error::Storage)?;
-        }
-        if let Some(snapshot) = &ready.snapshot {
-            state.install_snapshot(snapshot).await.map_err(Error::Storage)?;
-        }
-        if ready.truncate_from.is_some() || !ready.entries.is_empty() {
-            state.write_log(ready.truncate_from, &ready.entries).await.map_err(Error::Storage)?;
-        }
-        self.out.extend(ready.messages.into_iter().map(|(to, message)| Outgoing::Send { to, message }));
-        for apply in ready.apply {
-            let response = state.apply(&apply.entry).await.map_err(Error::Storage)?;
-            if let Some(id) = apply.proposal {
-                let result = Ok(Applied { index: apply.entry.index, response });
-                self.out.push_back(Outgoing::Event(Event::Proposal { id, result }));
-            }
-        }
-        if let Some(meta) = ready.take_snapshot {
-            let snapshot = state.snapshot(meta).await.map_err(Error::Storage)?;
-            if let Some(node) = self.node.as_mut() {
-                node.snapshot_taken(snapshot);
-            }
-        }
-        for read in ready.reads {
-            let answer = state.query(&read.query).await.map_err(Error::Storage)?;
-            self.out.push_back(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) }));
-        }
-        self.out.extend(ready.events.into_iter().map(Outgoing::Event));
-        Ok(())
+/// Carries out a [`Ready`] in its documented order, queueing what it produces in `out`.
+/// Returns the snapshot to take, which needs the node back once the `Ready` is done.
+async fn execute<S: PersistentState>(
+    ready: Ready<'_>,
+    state: &mut S,
+    out: &mut VecDeque<Outgoing>,
+) -> Result<Option<SnapshotMeta>, Error<S::Error>> {
+    if let Some(hard_state) = ready.hard_state {
+        state.save_hard_state(hard_state).await.map_err(Error::Storage)?;
     }
+    if let Some(snapshot) = &ready.snapshot {
+        state.install_snapshot(snapshot).await.map_err(Error::Storage)?;
+    }
+    if ready.truncate_from.is_some() || !ready.entries.is_empty() {
+        state.write_log(ready.truncate_from, ready.entries).await.map_err(Error::Storage)?;
+    }
+    out.extend(ready.messages.into_iter().map(|(to, message)| Outgoing::Send { to, message }));
+    let mut proposals = ready.proposals.into_iter().peekable();
+    for entry in ready.apply {
+        let response = state.apply(entry).await.map_err(Error::Storage)?;
+        if let Some((index, id)) = proposals.next_if(|&(index, _)| index == entry.index) {
+            let result = Ok(Applied { index, response });
+            out.push_back(Outgoing::Event(Event::Proposal { id, result }));
+        }
+    }
+    for read in ready.reads {
+        let answer = state.query(&read.query).await.map_err(Error::Storage)?;
+        out.push_back(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) }));
+    }
+    out.extend(ready.events.into_iter().map(Outgoing::Event));
+    Ok(ready.take_snapshot)
 }

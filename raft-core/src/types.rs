@@ -1,5 +1,6 @@
 //! Core vocabulary: node ids, terms, log indexes, entries and virtual time.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,8 @@ pub enum Payload {
     /// An application command, opaque to Raft.
     Command(Bytes),
     /// A new cluster configuration. It takes effect on every node as soon as it is appended.
-    Membership(Membership),
+    /// (Boxed: configurations are rare, and this keeps every entry small.)
+    Membership(Box<Membership>),
 }
 
 /// One entry of the replicated log.

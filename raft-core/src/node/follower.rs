@@ -142,10 +142,11 @@ impl Node {
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last = snapshot.meta.last;
         // Proposals this node made that the snapshot now covers.
-        let covered: alloc::vec::Vec<((crate::Index, crate::Term), crate::RequestId)> =
-            self.proposals.range(..=(last.index, crate::Term::MAX)).map(|(&k, &id)| (k, id)).collect();
-        for ((index, term), id) in covered {
-            self.proposals.remove(&(index, term));
+        while let Some(&(index, term, id)) = self.proposals.front() {
+            if index > last.index {
+                break;
+            }
+            self.proposals.pop_front();
             let result = if self.log.term_at(index) == Some(term) {
                 // Committed, but applied inside the snapshot: no response to hand back.
                 Ok(Applied { index, response: Bytes::new() })

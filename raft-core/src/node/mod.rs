@@ -20,7 +20,7 @@ use crate::event::{Diagnostics, DropReason, Event, Incoming, PeerDiagnostics, Pr
 use crate::log::Log;
 use crate::membership::Membership;
 use crate::message::{AppendResult, Message};
-use crate::ready::{Apply, Ready};
+use crate::ready::{Outbox, Ready};
 use crate::rng::SplitMix64;
 use crate::state::InitialState;
 use crate::types::{HardState, Index, Instant, LogId, NodeId, RequestId, Snapshot, Term};
@@ -50,9 +50,10 @@ use self::read::ConfirmedRead;
 /// let mut node = Node::new(1, Config::default(), initial).unwrap();
 /// node.step(Incoming::Tick(Instant::from_millis(0)));
 /// node.step(Incoming::Tick(Instant::from_millis(1_000))); // past any election timeout
-/// let ready = node.take_ready();
 /// assert_eq!(node.role(), Role::Leader); // a single voter elects itself
+/// let ready = node.take_ready();
 /// assert_eq!(ready.entries.len(), 1); // the new leader's no-op, to persist
+/// // ... persist `ready.entries`, send `ready.messages`, apply `ready.apply` ...
 /// ```
 #[derive(Debug)]
 pub struct Node {
@@ -77,10 +78,10 @@ pub struct Node {
     role: RoleState,
     election_deadline: Instant,
     rng: SplitMix64,
-    /// Proposals made here that are not applied yet: (index, term) → request. Keyed by both:
-    /// after losing and regaining leadership, a node may propose again at an index where an
-    /// older proposal of its own still waits.
-    proposals: BTreeMap<(Index, Term), RequestId>,
+    /// Proposals made here that are not applied yet: (index, term, request), sorted by index.
+    /// An index may appear twice: after losing and regaining leadership, a node may propose
+    /// again where an older proposal of its own still waits.
+    proposals: VecDeque<(Index, Term, RequestId)>,
     /// The latest snapshot, kept to send to followers behind the log.
     snapshot: Option<Snapshot>,
     /// A snapshot arriving in chunks from the leader.
@@ -93,7 +94,7 @@ pub struct Node {
     transfer_waiting: Option<(RequestId, NodeId, Instant)>,
     saved_hard_state: HardState,
     reported: (Role, Term, Option<NodeId>),
-    ready: Ready,
+    ready: Outbox,
 }
 
 #[derive(Debug)]
@@ -136,7 +137,7 @@ impl Node {
             role: RoleState::Follower,
             election_deadline: Instant::default(),
             rng: SplitMix64::new(seed),
-            proposals: BTreeMap::new(),
+            proposals: VecDeque::new(),
             snapshot: initial.snapshot,
             incoming_snapshot: None,
             forwarded_reads: BTreeMap::new(),
@@ -144,7 +145,7 @@ impl Node {
             transfer_waiting: None,
             saved_hard_state: initial.hard_state,
             reported: (Role::Follower, initial.hard_state.term, None),
-            ready: Ready::default(),
+            ready: Outbox::default(),
             config,
         };
         node.refresh_membership();
@@ -384,7 +385,7 @@ impl Node {
             }
             RoleState::Leader(_) => {
                 let index = self.append_as_leader(crate::Payload::Command(command));
-                self.proposals.insert((index, self.term), id);
+                self.track_proposal(index, id);
             }
             _ => self.fail_proposal(id, ProposeError::NotLeader { leader: self.leader }),
         }
@@ -408,25 +409,24 @@ impl Node {
     }
 
     /// Takes the accumulated work; see [`Ready`] for the order to carry it out in.
-    pub fn take_ready(&mut self) -> Ready {
+    pub fn take_ready(&mut self) -> Ready<'_> {
         if self.is_leader() {
             self.maybe_commit();
             self.confirm_reads();
         }
+        let apply_from = self.applied + 1;
         self.collect_committed();
+        let apply_to = self.applied;
         if self.is_leader() {
             self.replicate();
         }
-        let hard_state = self.hard_state();
-        if hard_state != self.saved_hard_state {
-            self.ready.hard_state = Some(hard_state);
-            self.saved_hard_state = hard_state;
+        let mut hard_state = Some(self.hard_state());
+        if hard_state == Some(self.saved_hard_state) {
+            hard_state = None;
+        } else {
+            self.saved_hard_state = self.hard_state();
         }
-        let (truncate_from, entries) = self.log.take_unstable();
-        if let Some(from) = truncate_from {
-            self.ready.truncate_from = Some(self.ready.truncate_from.map_or(from, |t| t.min(from)));
-        }
-        self.ready.entries.extend(entries);
+        let (truncate_from, unstable_from) = self.log.take_unstable();
         self.serve_reads();
         self.resolve_transfer_waiting();
         let now_reported = (self.role(), self.term, self.leader);
@@ -435,31 +435,50 @@ impl Node {
             let (role, term, leader) = now_reported;
             self.ready.events.push(Event::RoleChanged { role, term, leader });
         }
-        core::mem::take(&mut self.ready)
+        let out = core::mem::take(&mut self.ready);
+        Ready {
+            hard_state,
+            snapshot: out.snapshot,
+            truncate_from,
+            entries: self.log.slice(unstable_from, self.log.last_index()),
+            messages: out.messages,
+            apply: self.log.slice(apply_from, apply_to),
+            proposals: out.proposals,
+            reads: out.reads,
+            events: out.events,
+            take_snapshot: out.take_snapshot,
+        }
     }
 
-    /// Moves newly committed entries to `ready.apply`, resolving proposals made here.
+    /// Remembers a proposal made here until its index commits.
+    fn track_proposal(&mut self, index: Index, id: RequestId) {
+        let entry = (index, self.term, id);
+        if self.proposals.back().is_none_or(|&(last, _, _)| last < index) {
+            self.proposals.push_back(entry);
+        } else {
+            let position = self.proposals.partition_point(|&(i, _, _)| i <= index);
+            self.proposals.insert(position, entry);
+        }
+    }
+
+    /// Marks entries up to the commit index as handed out for applying, and resolves the
+    /// proposals made here that they answer: the proposal whose term matches the committed
+    /// entry succeeded; any other at that index was superseded.
     fn collect_committed(&mut self) {
         if self.commit <= self.applied {
             return;
         }
-        let entries = self.log.slice(self.applied + 1, self.commit);
-        self.ready.apply.reserve(entries.len());
-        for entry in entries {
-            let mut proposal = None;
-            // Proposals at this index: the one with the entry's term succeeded, any other lost.
-            while let Some((&key, &id)) =
-                self.proposals.range((entry.index, 0)..=(entry.index, Term::MAX)).next()
-            {
-                self.proposals.remove(&key);
-                if key.1 == entry.term {
-                    proposal = Some(id);
-                } else {
-                    let result = Err(ProposeError::Superseded { leader: self.leader });
-                    self.ready.events.push(Event::Proposal { id, result });
-                }
+        while let Some(&(index, term, id)) = self.proposals.front() {
+            if index > self.commit {
+                break;
             }
-            self.ready.apply.push(Apply { entry: entry.clone(), proposal });
+            self.proposals.pop_front();
+            if self.log.term_at(index) == Some(term) {
+                self.ready.proposals.push((index, id));
+            } else {
+                let result = Err(ProposeError::Superseded { leader: self.leader });
+                self.ready.events.push(Event::Proposal { id, result });
+            }
         }
         self.applied = self.commit;
         self.after_apply();

@@ -13,7 +13,7 @@ impl Node {
     pub(super) fn change_membership(&mut self, id: RequestId, change: MembershipChange) {
         match self.check_change(change) {
             Ok(next) => {
-                let index = self.append_as_leader(Payload::Membership(next));
+                let index = self.append_as_leader(Payload::Membership(next.into()));
                 if let Some(state) = self.leader_state() {
                     state.change = Some((id, index));
                 }
@@ -115,7 +115,7 @@ impl Node {
             // C_old,new is committed: move on to C_new (Raft §6).
             let mut next = self.membership.clone();
             next.outgoing.clear();
-            let index = self.append_as_leader(Payload::Membership(next));
+            let index = self.append_as_leader(Payload::Membership(next.into()));
             if let Some(state) = self.leader_state() {
                 if let Some(change) = state.change.as_mut() {
                     change.1 = index;

@@ -15,9 +15,9 @@ fn single_node_becomes_leader_and_commits_alone() {
 fn start_elections_with_pre_vote_keeps_the_term() {
     let mut node = follower_with_log(&[], 3);
     node.step(Incoming::Tick(Instant(1_000)));
-    let ready = node.take_ready();
     assert_eq!(node.role(), Role::PreCandidate);
     assert_eq!(node.term(), 3, "a pre-vote never raises the term");
+    let ready = node.take_ready();
     assert_eq!(ready.hard_state, None);
     let asks: Vec<_> = sent(&ready);
     assert_eq!(asks.len(), 2);

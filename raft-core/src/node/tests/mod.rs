@@ -102,21 +102,21 @@ impl Net {
             for (to, message) in ready.messages {
                 self.wire.push_back((id, to, message));
             }
-            for apply in ready.apply {
-                if let Some(request) = apply.proposal {
-                    let result =
-                        Ok(crate::event::Applied { index: apply.entry.index, response: Bytes::new() });
+            let mut proposals = ready.proposals.iter().peekable();
+            for entry in ready.apply {
+                if let Some(&(index, request)) = proposals.next_if(|(index, _)| *index == entry.index) {
+                    let result = Ok(crate::event::Applied { index, response: Bytes::new() });
                     self.events.entry(id).or_default().push(Event::Proposal { id: request, result });
                 }
-                self.applied.entry(id).or_default().push(apply.entry);
+                self.applied.entry(id).or_default().push(entry.clone());
             }
             for read in ready.reads {
                 self.events.entry(id).or_default().push(Event::Read { id: read.id, result: Ok(read.query) });
             }
+            self.events.entry(id).or_default().extend(ready.events);
             if let Some(meta) = ready.take_snapshot {
                 node.snapshot_taken(Snapshot { meta, data: Bytes::from_static(b"state") });
             }
-            self.events.entry(id).or_default().extend(ready.events);
         }
     }
 
@@ -214,6 +214,6 @@ pub(super) fn append(term: Term, prev: LogId, entries: Vec<Entry>, commit: Index
     Message::AppendEntries(AppendEntries { term, prev, entries, commit, round: 0 })
 }
 
-pub(super) fn sent(ready: &Ready) -> Vec<(NodeId, &Message)> {
+pub(super) fn sent<'a>(ready: &'a Ready<'_>) -> Vec<(NodeId, &'a Message)> {
     ready.messages.iter().map(|(to, m)| (*to, m)).collect()
 }

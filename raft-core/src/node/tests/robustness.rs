@@ -171,6 +171,14 @@ mod random_input {
             for input in inputs {
                 node.step(input);
                 let ready = node.take_ready();
+                let mut applied_now = applied;
+                for entry in ready.apply {
+                    prop_assert_eq!(entry.index, applied_now + 1, "entries applied in order, once");
+                    applied_now = entry.index;
+                }
+                if let Some(snapshot) = &ready.snapshot {
+                    applied_now = applied_now.max(snapshot.meta.last.index);
+                }
                 if let Some(meta) = ready.take_snapshot {
                     node.snapshot_taken(Snapshot { meta, data: cmd("s") });
                 }
@@ -182,13 +190,7 @@ mod random_input {
                 if node.role() == Role::Leader {
                     prop_assert_eq!(node.vote(), Some(1), "a leader voted for itself in its term");
                 }
-                for apply in &ready.apply {
-                    prop_assert_eq!(apply.entry.index, applied + 1, "entries applied in order, once");
-                    applied = apply.entry.index;
-                }
-                if let Some(snapshot) = &ready.snapshot {
-                    applied = snapshot.meta.last.index;
-                }
+                applied = applied_now;
                 term = node.term();
                 commit = node.commit_index();
                 applied = applied.max(node.applied_index());
