@@ -1,6 +1,7 @@
 //! The stream vocabulary: what goes into a node ([`Incoming`]) and what comes out
 //! ([`Outgoing`]), with one small error enum per operation.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use core::fmt;
@@ -145,7 +146,7 @@ pub enum Event {
         reason: DropReason,
     },
     /// The answer to [`Incoming::Diagnostics`].
-    Diagnostics(Diagnostics),
+    Diagnostics(Box<Diagnostics>),
 }
 
 /// A committed proposal.

@@ -4,6 +4,7 @@
 //! Every message carries the sender's term. The sender's id travels beside the message (see
 //! [`Incoming::Message`](crate::Incoming::Message)): the transport is trusted to name it.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -22,8 +23,9 @@ pub enum Message {
     AppendEntries(AppendEntries),
     /// The answer to [`Message::AppendEntries`].
     AppendResponse(AppendResponse),
-    /// The leader sends one chunk of a snapshot to a follower behind its log.
-    InstallSnapshot(InstallSnapshot),
+    /// The leader sends one chunk of a snapshot to a follower behind its log. (Boxed: rare and
+    /// large, it would otherwise make every message bigger.)
+    InstallSnapshot(Box<InstallSnapshot>),
     /// The answer to [`Message::InstallSnapshot`].
     SnapshotResponse(SnapshotResponse),
     /// The leader tells an up-to-date follower to start an election now (leadership transfer).

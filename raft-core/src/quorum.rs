@@ -27,10 +27,21 @@ pub fn majority_index(voters: &NodeSet, match_index: impl Fn(NodeId) -> Index) -
     if voters.is_empty() {
         return Index::MAX;
     }
-    let mut indexes: Vec<Index> = voters.iter().map(|&id| match_index(id)).collect();
-    indexes.sort_unstable_by(|a, b| b.cmp(a));
-    // With n voters, the (n/2 + 1)-th highest value is held by a majority.
-    indexes[voters.len() / 2]
+    // With n voters, the (n/2 + 1)-th highest value is held by a majority. Clusters are small:
+    // count on the stack when they fit.
+    const INLINE: usize = 16;
+    let nth = voters.len() / 2;
+    if voters.len() <= INLINE {
+        let mut indexes = [0; INLINE];
+        for (slot, &id) in indexes.iter_mut().zip(voters) {
+            *slot = match_index(id);
+        }
+        let indexes = &mut indexes[..voters.len()];
+        *indexes.select_nth_unstable_by(nth, |a, b| b.cmp(a)).1
+    } else {
+        let mut indexes: Vec<Index> = voters.iter().map(|&id| match_index(id)).collect();
+        *indexes.select_nth_unstable_by(nth, |a, b| b.cmp(a)).1
+    }
 }
 
 /// The highest index replicated on a quorum of the configuration (both halves when joint).

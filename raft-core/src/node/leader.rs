@@ -274,7 +274,7 @@ impl Node {
         let end = (offset + chunk).min(len);
         let data = snapshot.data.slice(offset as usize..end as usize);
         let message = InstallSnapshot { term, meta: snapshot.meta, offset, data, done: end == len };
-        self.send(peer, Message::InstallSnapshot(message));
+        self.send(peer, Message::InstallSnapshot(message.into()));
     }
 
     pub(super) fn handle_snapshot_response(&mut self, from: NodeId, response: SnapshotResponse) {

@@ -279,7 +279,7 @@ impl Node {
             Incoming::Compact => self.request_snapshot(),
             Incoming::Diagnostics => {
                 let report = self.diagnostics();
-                self.ready.events.push(Event::Diagnostics(report));
+                self.ready.events.push(Event::Diagnostics(report.into()));
             }
         }
     }
@@ -341,7 +341,7 @@ impl Node {
             Message::VoteResponse(response) => self.handle_vote_response(from, response),
             Message::AppendEntries(request) => self.handle_append_entries(from, request),
             Message::AppendResponse(response) => self.handle_append_response(from, response),
-            Message::InstallSnapshot(request) => self.handle_install_snapshot(from, request),
+            Message::InstallSnapshot(request) => self.handle_install_snapshot(from, *request),
             Message::SnapshotResponse(response) => self.handle_snapshot_response(from, response),
             Message::TimeoutNow { .. } => self.handle_timeout_now(from),
             Message::ReadIndexRequest { request, .. } => self.handle_read_index_request(from, request),

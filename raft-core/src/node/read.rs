@@ -100,6 +100,10 @@ impl Node {
 
     /// Releases reads whose round a quorum has answered, once our term has a committed entry.
     pub(super) fn confirm_reads(&mut self) {
+        let waiting = matches!(&self.role, super::RoleState::Leader(s) if !s.reads.is_empty());
+        if !waiting && !self.config.lease_reads {
+            return;
+        }
         let (id, term, commit) = (self.id, self.term, self.commit);
         if self.log.term_at(commit) != Some(term) {
             return; // Not yet: the commit index may lag what earlier leaders committed.

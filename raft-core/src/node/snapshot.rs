@@ -13,10 +13,13 @@ impl Node {
             return;
         }
         let Some(term) = self.log.term_at(self.applied) else { return };
-        let membership = self
-            .log
-            .membership_at(self.applied)
-            .map_or_else(|| self.base_membership.clone(), |(_, m)| m.clone());
+        let membership = if self.membership_index <= self.applied {
+            self.membership.clone()
+        } else {
+            self.log
+                .membership_at(self.applied)
+                .map_or_else(|| self.base_membership.clone(), |(_, m)| m.clone())
+        };
         self.ready.take_snapshot = Some(SnapshotMeta { last: LogId::new(term, self.applied), membership });
     }
 

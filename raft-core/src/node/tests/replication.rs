@@ -299,7 +299,7 @@ fn diagnostics_report_the_whole_view() {
     net.elect(1);
     net.step(1, Incoming::Diagnostics);
     let report = net.events(1).iter().find_map(|e| match e {
-        Event::Diagnostics(d) => Some(d.clone()),
+        Event::Diagnostics(d) => Some((**d).clone()),
         _ => None,
     });
     let report = report.unwrap();

@@ -127,7 +127,9 @@ mod random_input {
             ),
             (0u64..6, log_id(), 0u64..8, any::<bool>()).prop_map(|(term, last, offset, done)| {
                 let meta = SnapshotMeta { last, membership: Membership::new([1, 2, 3]) };
-                Message::InstallSnapshot(InstallSnapshot { term, meta, offset, data: cmd("snap"), done })
+                Message::InstallSnapshot(
+                    InstallSnapshot { term, meta, offset, data: cmd("snap"), done }.into(),
+                )
             }),
             (0u64..6, 0u64..10, 0u64..8, any::<bool>()).prop_map(|(term, last_index, next_offset, done)| {
                 Message::SnapshotResponse(SnapshotResponse { term, last_index, next_offset, done })
