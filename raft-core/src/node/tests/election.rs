@@ -128,17 +128,7 @@ fn higher_term_makes_any_role_a_follower() {
     let mut net = Net::new(&[1, 2, 3]);
     net.elect(1);
     let term = net.node(1).term();
-    net.step(
-        1,
-        message(
-            2,
-            Message::AppendResponse(AppendResponse {
-                term: term + 5,
-                round: 0,
-                result: AppendResult::Success { match_index: 0 },
-            }),
-        ),
-    );
+    net.step(1, message(2, ack(term + 5, 0)));
     assert_eq!(net.node(1).role(), Role::Follower);
     assert_eq!((net.node(1).term(), net.node(1).vote()), (term + 5, None));
 }

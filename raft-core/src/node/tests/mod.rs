@@ -214,6 +214,11 @@ pub(super) fn append(term: Term, prev: LogId, entries: Vec<Entry>, commit: Index
     Message::AppendEntries(AppendEntries { term, prev, entries, commit, round: 0 })
 }
 
+/// A successful AppendResponse.
+pub(super) fn ack(term: Term, match_index: Index) -> Message {
+    Message::AppendResponse(AppendResponse { term, round: 0, result: AppendResult::Success { match_index } })
+}
+
 pub(super) fn sent<'a>(ready: &'a Ready<'_>) -> Vec<(NodeId, &'a Message)> {
     ready.messages.iter().map(|(to, m)| (*to, m)).collect()
 }

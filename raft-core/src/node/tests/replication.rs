@@ -211,33 +211,12 @@ fn commit_only_by_counting_current_term_entries_figure_8() {
     let _ = leader.take_ready();
     // Nodes 2 and 3 acknowledge index 2 (the term-2 entry) but not yet the no-op at 3.
     for voter in [2, 3] {
-        leader.step(message(
-            voter,
-            Message::AppendResponse(AppendResponse {
-                term: 4,
-                round: 0,
-                result: AppendResult::Success { match_index: 2 },
-            }),
-        ));
+        leader.step(message(voter, ack(4, 2)));
     }
     let _ = leader.take_ready();
     assert_eq!(leader.commit_index(), 0, "a term-2 entry on a majority is not committed by counting");
-    leader.step(message(
-        2,
-        Message::AppendResponse(AppendResponse {
-            term: 4,
-            round: 0,
-            result: AppendResult::Success { match_index: 3 },
-        }),
-    ));
-    leader.step(message(
-        3,
-        Message::AppendResponse(AppendResponse {
-            term: 4,
-            round: 0,
-            result: AppendResult::Success { match_index: 3 },
-        }),
-    ));
+    leader.step(message(2, ack(4, 3)));
+    leader.step(message(3, ack(4, 3)));
     let _ = leader.take_ready();
     assert_eq!(leader.commit_index(), 3, "the term-4 no-op commits, and with it everything before");
 }
