@@ -1,1 +1,59 @@
-//! raft-embassy: placeholder until its issue lands.
+//! # raft-embassy
+//!
+//! Runs [`raft_core`] nodes on [embassy](https://embassy.dev): `#![no_std]`, on any
+//! microcontroller with a heap. The adapter supplies what the runtime owns and stays thin:
+//!
+//! * **Time**: [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
+//!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events.
+//! * **Storage**: [`RamState`] is a [`PersistentState`](raft_core::PersistentState) in RAM whose
+//!   log window is a fixed-capacity ring, compacted by snapshots; it reports
+//!   [`RamStateError::LogFull`] rather than growing or panicking.
+//! * **Transport**: an [`Envelope`] is the postcard wire format. [`LocalNetwork`] connects nodes
+//!   of one firmware through embassy-sync channels (with links that can be cut, for tests and
+//!   demos); [`FrameWriter`] and [`FrameReader`] carry CRC-checked, COBS-delimited frames over
+//!   any `embedded-io-async` byte stream (UART, radio).
+//!
+//! A node is then a few lines in an embassy task:
+//!
+//! ```no_run
+//! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+//! use futures::StreamExt;
+//! use raft_core::{Bytes, Membership, Outgoing, RaftStreamExt};
+//! use raft_embassy::{LocalNetwork, RamState, TickExt, DEFAULT_TICK};
+//!
+//! static NETWORK: LocalNetwork<CriticalSectionRawMutex, 3, 16> = LocalNetwork::new([1, 2, 3]);
+//!
+//! async fn node(id: u64) {
+//!     let store: RamState<Vec<Bytes>, 64> = RamState::new(Membership::new([1, 2, 3]));
+//!     let inputs = NETWORK.inbox(id).unwrap().with_ticks(DEFAULT_TICK);
+//!     let mut outputs = inputs.into_raft_events(id, store);
+//!     while let Some(Ok(output)) = outputs.next().await {
+//!         match output {
+//!             Outgoing::Send { to, message } => {
+//!                 let _lost_frames_are_retransmitted = NETWORK.send(id, to, message);
+//!             }
+//!             Outgoing::Event(event) => { /* role changes, committed proposals, reads … */ }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! The crate's `examples/firmware` runs three such nodes on an emulated Cortex-M4F (QEMU
+//! `mps2-an386`); see the README for how to build and run it.
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod envelope;
+mod network;
+mod serial;
+mod store;
+mod ticks;
+
+pub use envelope::{Envelope, FrameError};
+pub use network::{Inbox, LocalNetwork, NetworkStats, Undelivered};
+pub use serial::{FrameReader, FrameWriter, SerialError};
+pub use store::{RamState, RamStateError};
+pub use ticks::{TickExt, WithTicks, DEFAULT_TICK};

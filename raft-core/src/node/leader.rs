@@ -248,10 +248,9 @@ impl Node {
     }
 
     fn start_snapshot(&mut self, peer: NodeId) {
-        let Some(snapshot_index) = self.snapshot.as_ref().map(|s| s.meta.last.index) else {
-            // Cannot happen: the log is only compacted behind a snapshot.
-            return;
-        };
+        // Invariant: the log is only compacted behind a snapshot, so one exists here. Were it
+        // missing, the peer still leaves the sending states, so replication cannot spin.
+        let snapshot_index = self.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
         let Some(state) = self.leader_state() else { return };
         if let Some(progress) = state.progress.get_mut(&peer) {
             progress.become_snapshot(snapshot_index);
