@@ -12,7 +12,9 @@ use core::fmt;
 use core::pin::Pin;
 
 use futures_core::stream::{FusedStream, Stream};
-use futures_util::{FutureExt, StreamExt};
+use core::task::Poll;
+use futures_util::future::poll_fn;
+use futures_util::StreamExt;
 
 use crate::config::{Config, ConfigError};
 use crate::event::{Applied, Event, Incoming, Outgoing};
@@ -172,16 +174,24 @@ where
                     return Ok(true);
                 }
             }
-            for _ in 1..MAX_BATCH {
-                match self.incoming.next().now_or_never() {
-                    Some(Some(input)) => node.step(input),
-                    Some(None) => {
-                        self.input_done = true;
-                        break;
+            // Take whatever else is already waiting, so a burst is persisted and sent as one
+            // batch. Polled with this task's own context: some runtimes' streams (embassy's
+            // timers) require a waker of theirs.
+            let (incoming, input_done) = (&mut self.incoming, &mut self.input_done);
+            poll_fn(|cx| {
+                for _ in 1..MAX_BATCH {
+                    match incoming.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(input)) => node.step(input),
+                        Poll::Ready(None) => {
+                            *input_done = true;
+                            break;
+                        }
+                        Poll::Pending => break,
                     }
-                    None => break,
                 }
-            }
+                Poll::Ready(())
+            })
+            .await;
         }
         let take_snapshot = execute(node.take_ready(), &mut self.state, &mut self.out).await?;
         if let Some(meta) = take_snapshot {

@@ -4,7 +4,8 @@
 //! microcontroller with a heap. The adapter supplies what the runtime owns and stays thin:
 //!
 //! * **Time**: [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
-//!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events.
+//!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events
+//!   (embassy-time needs its generic timer queue: see [`TickExt`]).
 //! * **Storage**: [`RamState`] is a [`PersistentState`](raft_core::PersistentState) in RAM whose
 //!   log window is a fixed-capacity ring, compacted by snapshots; it reports
 //!   [`RamStateError::LogFull`] rather than growing or panicking.

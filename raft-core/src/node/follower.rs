@@ -141,13 +141,16 @@ impl Node {
     /// Installs a complete snapshot from the leader (Raft §7).
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last = snapshot.meta.last;
-        // Proposals this node made that the snapshot now covers.
+        // Proposals this node made that the snapshot now covers. Our entry is known to be the
+        // committed one only if our log agrees with the snapshot's last entry (Log Matching):
+        // otherwise it may be an uncommitted leftover that the new leader replaced.
+        let log_agrees = self.log.matches(last);
         while let Some(&(index, term, id)) = self.proposals.front() {
             if index > last.index {
                 break;
             }
             self.proposals.pop_front();
-            let result = if self.log.term_at(index) == Some(term) {
+            let result = if log_agrees && self.log.term_at(index) == Some(term) {
                 // Committed, but applied inside the snapshot: no response to hand back.
                 Ok(Applied { index, response: Bytes::new() })
             } else {

@@ -59,3 +59,29 @@ fn compact_on_request_and_restart_from_the_snapshot() {
     assert_eq!((restarted.first_index(), restarted.commit_index()), (7, 6));
     assert_eq!(*restarted.membership(), Membership::new([1]));
 }
+
+#[test]
+fn a_stale_leader_caught_up_by_snapshot_reports_its_replaced_proposal_as_superseded() {
+    // Found by the raft-embassy catch-up scenario: the old leader still holds its own
+    // uncommitted entry when the snapshot arrives, so matching that entry proves nothing.
+    let config = Config { snapshot_every: 5, ..config() };
+    let mut net = Net::with_config(&[1, 2, 3], config);
+    net.elect(1);
+    net.isolate(1);
+    net.step(1, Incoming::Propose { id: 7, command: cmd("lost") });
+    net.advance(1_000);
+    let leader = net.leaders().into_iter().find(|&l| l != 1).unwrap();
+    for i in 0..20 {
+        net.step(leader, Incoming::Propose { id: 100 + i, command: cmd("x") });
+    }
+    net.settle();
+    net.advance(100);
+    net.heal();
+    net.advance(500);
+    assert_eq!(net.installed[&1].len(), 1, "the old leader caught up by snapshot");
+    let outcome = net.events(1).iter().find_map(|e| match e {
+        Event::Proposal { id: 7, result } => Some(result.clone()),
+        _ => None,
+    });
+    assert!(matches!(outcome, Some(Err(ProposeError::Superseded { .. }))), "{outcome:?}");
+}

@@ -1,0 +1,434 @@
+//! The demo scenario, shared by the firmware (`main.rs`) and the host test `tests/cluster.rs`.
+//!
+//! Three Raft nodes run as tasks of one embassy executor. Each keeps its log in a
+//! [`RamState`] with a 64-entry window and exchanges postcard frames with the others through a
+//! [`LocalNetwork`]. A controller task acts as client and operator:
+//!
+//! 1. waits until all three nodes follow one leader;
+//! 2. commits 100 commands through it and checks, with a linearizable read on every node, that
+//!    all three state machines applied the same commands in the same order;
+//! 3. has every node snapshot its state and compact its log (`Incoming::Compact`);
+//! 4. isolates the leader, hands it one proposal (which must never commit), and waits until the
+//!    two others elect a new leader in a later term, which commits more commands;
+//! 5. heals the network and waits until every node follows one leader, the orphaned proposal
+//!    has failed, and all logs and state machines are identical again. The old leader catches
+//!    up by log replication, replacing its orphaned entry, or, when the new leader committed
+//!    `snapshot_every` (32) commands or more meanwhile, by an InstallSnapshot.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::fmt;
+use core::ops::{RangeFrom, RangeInclusive};
+
+use embassy_executor::{SpawnError, Spawner};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::channel::Channel;
+use embassy_sync::signal::Signal;
+use embassy_time::{with_deadline, Duration, Instant, Timer};
+use futures_util::StreamExt;
+use raft_core::{
+    Bytes, Config, Diagnostics, Event, Incoming, Index, Membership, NodeId, Outgoing, ProposeError,
+    RaftStreamExt, ReadError, RequestId, RestoreError, Role, StateMachine, Term,
+};
+use raft_embassy::{LocalNetwork, NetworkStats, RamState, TickExt, DEFAULT_TICK};
+
+type Cs = CriticalSectionRawMutex;
+
+/// The cluster.
+const NODES: [NodeId; 3] = [1, 2, 3];
+/// Log entries each node keeps in RAM; a snapshot compacts the log every half window.
+pub const LOG_WINDOW: usize = 64;
+/// Commands committed before the partition.
+const FIRST_BATCH: u64 = 100;
+/// Commands to commit during the partition so that the new leader compacts away what the old
+/// leader lacks: more than `snapshot_every` (32), so the old leader catches up by
+/// InstallSnapshot, which also replaces the entry it appended while isolated.
+pub const SNAPSHOT_CATCH_UP: u64 = 40;
+/// Proposals in flight at once, so that uncommitted entries stay well inside the log window.
+const PROPOSAL_WINDOW: u64 = 16;
+/// Time allowed for each step (an election takes a few hundred milliseconds).
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tag of the proposal handed to the isolated leader.
+const ORPHAN: RequestId = 1_000_000;
+/// Tags of reads start here.
+const FIRST_READ: RequestId = 2_000_000;
+
+static NETWORK: LocalNetwork<Cs, 3, 32> = LocalNetwork::new(NODES);
+/// Client requests for each node.
+static CLIENTS: [Channel<Cs, Incoming, 4>; 3] = [const { Channel::new() }; 3];
+static OBSERVED: Mutex<Cs, RefCell<Observed>> = Mutex::new(RefCell::new(Observed::new()));
+/// Raised whenever a node reports an event.
+static CHANGED: Signal<Cs, ()> = Signal::new();
+
+fn slot(id: NodeId) -> usize {
+    (id - 1) as usize
+}
+
+/// The demo's state machine: counts commands and folds them into an FNV-1a hash, so equal
+/// digests mean the same commands were applied in the same order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digest {
+    commands: u64,
+    hash: u64,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest { commands: 0, hash: 0xcbf2_9ce4_8422_2325 }
+    }
+}
+
+impl Digest {
+    fn to_bytes(self) -> Bytes {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.commands.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.hash.to_le_bytes());
+        Bytes::copy_from_slice(&bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (commands, hash) = bytes.split_first_chunk::<8>()?;
+        Some(Digest {
+            commands: u64::from_le_bytes(*commands),
+            hash: u64::from_le_bytes(hash.try_into().ok()?),
+        })
+    }
+}
+
+impl StateMachine for Digest {
+    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
+        self.commands += 1;
+        self.hash = command
+            .iter()
+            .fold(self.hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+        Bytes::new()
+    }
+
+    fn query(&self, _query: &[u8]) -> Bytes {
+        self.to_bytes()
+    }
+
+    fn snapshot(&self) -> Bytes {
+        self.to_bytes()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        *self = Digest::from_bytes(snapshot)
+            .ok_or_else(|| RestoreError("a digest snapshot is 16 bytes".into()))?;
+        Ok(())
+    }
+}
+
+/// What the nodes have reported, as the controller sees it.
+struct Observed {
+    roles: [Option<(Role, Term, Option<NodeId>)>; 3],
+    /// Outcomes not yet taken by the controller (a few at a time: a list beats a map here).
+    proposals: Vec<(RequestId, Result<Index, ProposeError>)>,
+    reads: Vec<(RequestId, Result<Bytes, ReadError>)>,
+    diagnostics: [Option<Diagnostics>; 3],
+    compactions: u32,
+    stopped: Option<(NodeId, String)>,
+}
+
+impl Observed {
+    const fn new() -> Self {
+        Observed {
+            roles: [None; 3],
+            proposals: Vec::new(),
+            reads: Vec::new(),
+            diagnostics: [const { None }; 3],
+            compactions: 0,
+            stopped: None,
+        }
+    }
+
+    fn record(&mut self, node: NodeId, event: Event) {
+        match event {
+            Event::RoleChanged { role, term, leader } => self.roles[slot(node)] = Some((role, term, leader)),
+            Event::Proposal { id, result } => self.proposals.push((id, result.map(|applied| applied.index))),
+            Event::Read { id, result } => self.reads.push((id, result)),
+            Event::Diagnostics(diagnostics) => self.diagnostics[slot(node)] = Some(*diagnostics),
+            Event::Compacted { .. } => self.compactions += 1,
+            _ => {}
+        }
+    }
+
+    /// The leader, and its term, that every node of `group` (itself included) follows.
+    fn agreed_leader(&self, group: &[NodeId]) -> Option<(NodeId, Term)> {
+        let (_, term, leader) = self.roles[slot(group[0])]?;
+        let leader = leader.filter(|leader| group.contains(leader))?;
+        let follows =
+            |id: NodeId| matches!(self.roles[slot(id)], Some((_, t, l)) if t == term && l == Some(leader));
+        let leads = matches!(self.roles[slot(leader)], Some((Role::Leader, ..)));
+        (leads && group.iter().all(|&id| follows(id))).then_some((leader, term))
+    }
+}
+
+/// Removes and returns the outcome of request `id`, if it has arrived.
+fn take<T>(outcomes: &mut Vec<(RequestId, T)>, id: RequestId) -> Option<T> {
+    let position = outcomes.iter().position(|(request, _)| *request == id)?;
+    Some(outcomes.swap_remove(position).1)
+}
+
+/// One node: its inputs are its network inbox, its client channel and the ticker; its outputs
+/// go to the network and to [`OBSERVED`].
+#[embassy_executor::task(pool_size = 3)]
+async fn node(id: NodeId) {
+    let reason = run_node(id).await;
+    OBSERVED.lock(|observed| observed.borrow_mut().stopped = Some((id, reason)));
+    CHANGED.signal(());
+}
+
+/// Runs node `id` until its store fails; returns why it stopped.
+async fn run_node(id: NodeId) -> String {
+    let Some(inbox) = NETWORK.inbox(id) else { return "not on the network".into() };
+    let inputs = futures_util::stream::select(inbox, CLIENTS[slot(id)].receiver()).with_ticks(DEFAULT_TICK);
+    let store: RamState<Digest, LOG_WINDOW> = RamState::new(Membership::new(NODES));
+    let config = Config { snapshot_every: LOG_WINDOW as u64 / 2, seed: id, ..Config::default() };
+    let mut outputs = inputs.into_raft_events_with(id, store, config);
+    while let Some(output) = outputs.next().await {
+        match output {
+            // A frame lost to a cut link or a full inbox is retransmitted by Raft.
+            Ok(Outgoing::Send { to, message }) => _ = NETWORK.send(id, to, message),
+            Ok(Outgoing::Event(event)) => {
+                OBSERVED.lock(|observed| observed.borrow_mut().record(id, event));
+                CHANGED.signal(());
+            }
+            Err(error) => return error.to_string(),
+        }
+    }
+    "the event stream ended".into()
+}
+
+/// The outcome of a successful run.
+#[derive(Debug)]
+pub struct Report {
+    first: (NodeId, Term),
+    second: (NodeId, Term),
+    partition_commands: u64,
+    digest: Digest,
+    index: Index,
+    compactions: u32,
+    frames: NetworkStats,
+    elapsed: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ((first, first_term), (second, second_term)) = (self.first, self.second);
+        write!(
+            f,
+            "node {first} elected (term {first_term}), {FIRST_BATCH} entries committed on 3 nodes; node {first} \
+             isolated, node {second} elected (term {second_term}), {} more committed; healed and \
+             converged at index {} with {} commands (digest {:016x}); {} snapshots; {}; {} ms",
+            self.partition_commands,
+            self.index,
+            self.digest.commands,
+            self.digest.hash,
+            self.compactions,
+            self.frames,
+            self.elapsed.as_millis()
+        )
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A node task could not be started.
+    Spawn(SpawnError),
+    /// A step did not finish within [`STEP_TIMEOUT`].
+    Timeout(&'static str),
+    /// A node's event stream ended (its store failed).
+    NodeStopped(NodeId, String),
+    /// A proposal to the leader failed.
+    Proposal(RequestId, ProposeError),
+    /// A read kept failing.
+    Read(NodeId, ReadError),
+    /// A node answered a read with something that is not a digest.
+    BadAnswer(NodeId),
+    /// The state machines differ, or miss commands.
+    Diverged([Digest; 3]),
+    /// The isolated leader's proposal was committed: Raft's safety is broken.
+    OrphanCommitted(Index),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Spawn(error) => write!(f, "cannot start a node: {error}"),
+            Failure::Timeout(what) => write!(f, "timed out waiting for {what}"),
+            Failure::NodeStopped(id, reason) => write!(f, "node {id} stopped: {reason}"),
+            Failure::Proposal(id, error) => write!(f, "proposal {id} failed: {error}"),
+            Failure::Read(id, error) => write!(f, "read on node {id} failed: {error}"),
+            Failure::BadAnswer(id) => write!(f, "node {id} answered a read with a malformed digest"),
+            Failure::Diverged(digests) => write!(f, "state machines diverged: {digests:?}"),
+            Failure::OrphanCommitted(index) => {
+                write!(f, "the isolated leader's proposal was committed at index {index}")
+            }
+        }
+    }
+}
+
+/// Runs the scenario (module docs) on `spawner`'s executor, committing `partition_commands`
+/// while the first leader is isolated; `log` prints progress lines.
+pub async fn run(
+    spawner: Spawner,
+    partition_commands: u64,
+    log: fn(fmt::Arguments<'_>),
+) -> Result<Report, Failure> {
+    let started = Instant::now();
+    for id in NODES {
+        spawner.spawn(node(id).map_err(Failure::Spawn)?);
+    }
+    let mut reads = FIRST_READ..;
+
+    let first = wait_for("a leader", |o| o.agreed_leader(&NODES)).await?;
+    log(format_args!("node {} elected leader of term {}", first.0, first.1));
+    propose(first.0, 1..=FIRST_BATCH).await?;
+    let (_, index) = converge(FIRST_BATCH, &mut reads).await?;
+    log(format_args!("{FIRST_BATCH} entries committed and applied on all nodes (log index {index})"));
+    for id in NODES {
+        submit(id, Incoming::Compact).await;
+    }
+    until_diagnostics("every log to be compacted", |d| d.iter().all(|d| d.first_index > index).then_some(()))
+        .await?;
+
+    NETWORK.isolate(first.0);
+    submit(first.0, Incoming::Propose { id: ORPHAN, command: command(ORPHAN) }).await;
+    let others: Vec<NodeId> = NODES.into_iter().filter(|&id| id != first.0).collect();
+    let second =
+        wait_for("a new leader", |o| o.agreed_leader(&others).filter(|&(_, term)| term > first.1)).await?;
+    log(format_args!("node {} isolated; node {} elected leader of term {}", first.0, second.0, second.1));
+    propose(second.0, FIRST_BATCH + 1..=FIRST_BATCH + partition_commands).await?;
+
+    NETWORK.heal();
+    let leader = wait_for("all nodes to follow one leader", |o| o.agreed_leader(&NODES)).await?;
+    log(format_args!("healed; all nodes follow node {} in term {}", leader.0, leader.1));
+    if let Ok(index) = wait_for("the orphaned proposal to fail", |o| take(&mut o.proposals, ORPHAN)).await? {
+        return Err(Failure::OrphanCommitted(index));
+    }
+    let (digest, index) = converge(FIRST_BATCH + partition_commands, &mut reads).await?;
+    let (compactions, frames) = (OBSERVED.lock(|o| o.borrow().compactions), NETWORK.stats());
+    Ok(Report {
+        first,
+        second,
+        partition_commands,
+        digest,
+        index,
+        compactions,
+        frames,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Hands a request to node `id`.
+async fn submit(id: NodeId, request: Incoming) {
+    CLIENTS[slot(id)].send(request).await;
+}
+
+fn command(id: RequestId) -> Bytes {
+    Bytes::copy_from_slice(&id.to_le_bytes())
+}
+
+/// Proposes the commands tagged `ids` to `leader`, at most [`PROPOSAL_WINDOW`] at a time, and
+/// waits until each is committed.
+async fn propose(leader: NodeId, ids: RangeInclusive<RequestId>) -> Result<(), Failure> {
+    let mut next = *ids.start();
+    for id in ids.clone() {
+        while ids.contains(&next) && next < id + PROPOSAL_WINDOW {
+            submit(leader, Incoming::Propose { id: next, command: command(next) }).await;
+            next += 1;
+        }
+        wait_for("a proposal to commit", |o| take(&mut o.proposals, id))
+            .await?
+            .map_err(|error| Failure::Proposal(id, error))?;
+    }
+    Ok(())
+}
+
+/// Checks that all state machines applied the same `commands` (a linearizable read on every
+/// node), then waits until all logs end at the same, applied entry. Returns the digest and that
+/// entry's index.
+async fn converge(commands: u64, reads: &mut RangeFrom<RequestId>) -> Result<(Digest, Index), Failure> {
+    let mut digests = [Digest::default(); 3];
+    for id in NODES {
+        digests[slot(id)] = read_digest(id, reads).await?;
+    }
+    if digests.iter().any(|d| *d != digests[0] || d.commands != commands) {
+        return Err(Failure::Diverged(digests));
+    }
+    let same_log = |d: &[Diagnostics; 3]| {
+        let key = |d: &Diagnostics| (d.last_log, d.commit_index, d.applied_index);
+        let same = d.iter().all(|n| key(n) == key(&d[0])) && d[0].applied_index == d[0].last_log.index;
+        same.then_some(d[0].applied_index)
+    };
+    let index = until_diagnostics("the logs to converge", same_log).await?;
+    Ok((digests[0], index))
+}
+
+/// Asks every node for its [`Diagnostics`] until `check` accepts them.
+async fn until_diagnostics<T>(
+    what: &'static str,
+    mut check: impl FnMut(&[Diagnostics; 3]) -> Option<T>,
+) -> Result<T, Failure> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        OBSERVED.lock(|o| o.borrow_mut().diagnostics = [const { None }; 3]);
+        for id in NODES {
+            submit(id, Incoming::Diagnostics).await;
+        }
+        let all = wait_for("diagnostics", |o| match &o.diagnostics {
+            [Some(a), Some(b), Some(c)] => Some([a.clone(), b.clone(), c.clone()]),
+            _ => None,
+        })
+        .await?;
+        if let Some(found) = check(&all) {
+            return Ok(found);
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::Timeout(what));
+        }
+        Timer::after_millis(20).await;
+    }
+}
+
+/// Reads node `id`'s digest, retrying while it knows no leader to confirm the read.
+async fn read_digest(id: NodeId, reads: &mut RangeFrom<RequestId>) -> Result<Digest, Failure> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let request = reads.next().unwrap_or(FIRST_READ);
+        submit(id, Incoming::Read { id: request, query: Bytes::new() }).await;
+        match wait_for("a read", |o| take(&mut o.reads, request)).await? {
+            Ok(answer) => return Digest::from_bytes(&answer).ok_or(Failure::BadAnswer(id)),
+            Err(error) if Instant::now() >= deadline => return Err(Failure::Read(id, error)),
+            Err(_) => Timer::after_millis(20).await,
+        }
+    }
+}
+
+/// Waits until `check` finds what it looks for in [`OBSERVED`], a node stops, or
+/// [`STEP_TIMEOUT`] passes.
+async fn wait_for<T>(
+    what: &'static str,
+    mut check: impl FnMut(&mut Observed) -> Option<T>,
+) -> Result<T, Failure> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let found = OBSERVED.lock(|observed| {
+            let observed = &mut *observed.borrow_mut();
+            match &observed.stopped {
+                Some((id, reason)) => Some(Err(Failure::NodeStopped(*id, reason.clone()))),
+                None => check(observed).map(Ok),
+            }
+        });
+        if let Some(result) = found {
+            return result;
+        }
+        if with_deadline(deadline, CHANGED.wait()).await.is_err() {
+            return Err(Failure::Timeout(what));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Time for the stream driver: an embassy [`Ticker`] merged into a node's incoming stream.
+//!
+//! raft-core never reads a clock. Time enters only as [`Incoming::Tick`] events, which
+//! [`TickExt::with_ticks`] produces from embassy-time: every `period`, the current
+//! [`embassy_time::Instant`] becomes a `Tick` in milliseconds.
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use embassy_time::{Duration, Ticker};
+use futures_core::stream::{FusedStream, Stream};
+use futures_util::StreamExt;
+use pin_project_lite::pin_project;
+use raft_core::{Incoming, Instant};
+
+/// A tick period that suits the default [`raft_core::Config`] timeouts: well below the 50 ms
+/// heartbeat interval, so timers fire within 10 ms of their deadline.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
+
+/// Adds embassy-time ticks to a stream of [`Incoming`] events.
+///
+/// **Timer queue.** raft-core's driver batches inputs by polling the input stream with a no-op
+/// waker (`now_or_never`), and that poll reaches the ticker. embassy-time's default timer
+/// queue, integrated into embassy-executor, panics on a waker that is not an embassy task's.
+/// Build embassy-time with a queue that accepts any waker: enable one of its `generic-queue-*`
+/// features, or in your own time driver use
+/// `embassy_time_queue_utils::queue_generic::ConstGenericQueue`, as the firmware example does.
+///
+/// ```
+/// use futures::stream;
+/// use raft_core::Incoming;
+/// use raft_embassy::{TickExt, DEFAULT_TICK};
+///
+/// let inputs = stream::pending::<Incoming>().with_ticks(DEFAULT_TICK);
+/// # drop(inputs);
+/// ```
+pub trait TickExt: Stream<Item = Incoming> + Sized {
+    /// Merges an [`Incoming::Tick`] every `period` into this stream. The first tick comes one
+    /// period from now; the merged stream ends when this one ends.
+    fn with_ticks(self, period: Duration) -> WithTicks<Self> {
+        WithTicks { inner: self, ticker: Ticker::every(period), done: false }
+    }
+}
+
+impl<St: Stream<Item = Incoming>> TickExt for St {}
+
+pin_project! {
+    /// The stream returned by [`TickExt::with_ticks`].
+    #[must_use = "streams do nothing unless polled"]
+    pub struct WithTicks<St> {
+        #[pin]
+        inner: St,
+        ticker: Ticker,
+        done: bool,
+    }
+}
+
+impl<St: Stream<Item = Incoming>> Stream for WithTicks<St> {
+    type Item = Incoming;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        // The ticker goes first: it is ready at most once per period, so it cannot starve the
+        // inner stream, while a flood of messages must not hold back elections and heartbeats.
+        if this.ticker.poll_next_unpin(cx).is_ready() {
+            return Poll::Ready(Some(Incoming::Tick(now())));
+        }
+        let next = this.inner.poll_next(cx);
+        if let Poll::Ready(None) = next {
+            *this.done = true;
+        }
+        next
+    }
+}
+
+impl<St: Stream<Item = Incoming>> FusedStream for WithTicks<St> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+/// The embassy clock as a raft-core instant (milliseconds since boot).
+fn now() -> Instant {
+    Instant::from_millis(embassy_time::Instant::now().as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::rc::Rc;
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+    use embassy_time::MockDriver;
+    use futures::channel::mpsc;
+    use futures::executor::LocalPool;
+    use futures::task::LocalSpawnExt;
+
+    /// The only test in this binary that uses the process-wide mock clock.
+    #[test]
+    fn ticks_carry_the_clock_come_first_and_end_with_the_input() {
+        let (inputs, receiver) = mpsc::unbounded();
+        let mut stream = receiver.with_ticks(Duration::from_millis(10));
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut pool = LocalPool::new();
+        let record = Rc::clone(&seen);
+        pool.spawner()
+            .spawn_local(async move {
+                while let Some(input) = stream.next().await {
+                    record.borrow_mut().push(input);
+                }
+                record.borrow_mut().push(Incoming::Diagnostics); // marks the end
+            })
+            .unwrap();
+        let tick = |millis| Incoming::Tick(Instant::from_millis(millis));
+
+        let start = embassy_time::Instant::now().as_millis();
+        for _ in 0..15 {
+            pool.run_until_stalled();
+            MockDriver::get().advance(Duration::from_millis(1));
+        }
+        pool.run_until_stalled();
+        assert_eq!(*seen.borrow(), [tick(start + 10)]);
+
+        // Inputs queued while a tick came due: the tick goes first.
+        inputs.unbounded_send(Incoming::Compact).unwrap();
+        MockDriver::get().advance(Duration::from_millis(5));
+        pool.run_until_stalled();
+        assert_eq!(*seen.borrow(), [tick(start + 10), tick(start + 20), Incoming::Compact]);
+
+        inputs.close_channel();
+        pool.run_until_stalled();
+        assert_eq!(seen.borrow().last(), Some(&Incoming::Diagnostics), "the stream ended with its input");
+    }
+}
