@@ -21,7 +21,7 @@ mod storage;
 mod ticks;
 mod transport;
 
-pub use node::{NodeConfig, RaftNode, RequestError};
+pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status};
 pub use storage::{FileState, FsyncPolicy, StateReader, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, DEFAULT_TICK};
 pub use transport::{Faults, Inbox, PeerBook, PeerLink, Transport, TransportConfig};

@@ -1,0 +1,80 @@
+//! `raft-kv`: a replicated key-value store on Raft with a JSON HTTP API.
+//!
+//! ```text
+//! raft-kv --id 1 --listen 127.0.0.1:7001 --http 127.0.0.1:8001 \
+//!         --peers 2=127.0.0.1:7002,3=127.0.0.1:7003 --data ./data/1
+//! raft-kv cluster up --nodes 3        # or: a local 3-node cluster in one command
+//! ```
+//!
+//! See the crate's README for the HTTP API.
+
+mod api_error;
+mod cli;
+mod cluster;
+mod http;
+mod machine;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use raft_std::RaftNode;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, NodeArgs, NodePlan};
+use crate::machine::KvStore;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Cluster(command)) => cluster::run(command).await,
+        None => serve(cli.node).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("raft-kv: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one node until SIGINT or SIGTERM (clean exit) or a storage failure (exit 1).
+async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let NodePlan { http, config, fault_injection } = args.plan()?;
+    let faults = fault_injection.then(|| config.faults.clone());
+    let node = RaftNode::start(config, KvStore::default()).await?;
+    let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot serve HTTP on {http}: {e}"))?;
+    tracing::info!(%http, raft = %node.local_addr(), "serving the HTTP API");
+    let server =
+        axum::serve(listener, http::router(node.clone(), faults)).with_graceful_shutdown(termination());
+    let outcome: Result<(), Box<dyn std::error::Error>> = tokio::select! {
+        served = server => served.map_err(Into::into),
+        reason = node.stopped() => Err(reason.into()),
+    };
+    node.shutdown().await;
+    outcome
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => terminate.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("signal received: shutting down");
+}

@@ -1,0 +1,80 @@
+//! [`RequestError`]: why a [`RaftNode`](crate::RaftNode) request failed, and what to do.
+
+use std::fmt;
+use std::time::Duration;
+
+use raft_core::{MembershipError, NodeId, TransferError};
+
+/// Why a request to a [`RaftNode`](crate::RaftNode) failed. Each variant says whether the
+/// request may have taken effect.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No leader accepted the request before its deadline (an election is running, or this
+    /// node is cut off from a quorum). It was **not** applied: retry, on `leader` if known.
+    #[error("no leader accepted the request in time; it was not applied. {}", LeaderHint(*leader))]
+    NotLeader {
+        /// The leader this node last knew of.
+        leader: Option<NodeId>,
+    },
+    /// A leader accepted the request but its outcome did not arrive within `after` (the
+    /// leader may have lost its quorum or crashed). It **may or may not** have been applied:
+    /// read before retrying a command that is not idempotent.
+    #[error(
+        "no outcome within {after:?}; the request may or may not have been applied: check before retrying"
+    )]
+    Timeout {
+        /// The request timeout.
+        after: Duration,
+    },
+    /// The node is shutting down. A request in flight may or may not have been applied; send
+    /// new requests to another node.
+    #[error("the node is shutting down; send requests to another node")]
+    ShuttingDown,
+    /// The node stopped because its storage failed (it will not speak rather than break a
+    /// promise it could not persist). Check the disk, then restart it.
+    #[error("the node stopped after a storage failure: {0}")]
+    Storage(String),
+    /// The membership change was refused, or (for `LeadershipLost`) its outcome is unknown.
+    #[error("membership change failed: {0}")]
+    Membership(MembershipError),
+    /// The leadership transfer failed.
+    #[error("leadership transfer failed: {0}")]
+    Transfer(TransferError),
+    /// A peer answered in a way this version does not understand (mixed versions?).
+    #[error("unexpected answer from the cluster: {0}")]
+    Protocol(String),
+}
+
+/// Renders the leader hint of [`RequestError::NotLeader`].
+struct LeaderHint(Option<NodeId>);
+
+impl fmt::Display for LeaderHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(leader) => write!(f, "Node {leader} was the last known leader; retry there or later"),
+            None => f.write_str("No leader is known; retry shortly"),
+        }
+    }
+}
+
+/// Why [`RaftNode::start`](crate::RaftNode::start) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The protocol configuration or node id is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(raft_core::ConfigError),
+    /// The data directory could not be opened or recovered.
+    #[error(transparent)]
+    Storage(#[from] crate::StorageError),
+    /// The peer listener could not be bound.
+    #[error("cannot listen for peers on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}

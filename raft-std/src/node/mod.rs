@@ -1,0 +1,310 @@
+//! [`RaftNode`]: a Raft node running on the current tokio runtime, and its handle for
+//! applications.
+
+mod config;
+mod directory;
+mod error;
+mod retry;
+mod task;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_core::{
+    Applied, Bytes, ConfigError, Diagnostics, Membership, MembershipChange, NodeId, RaftStreamExt,
+    StateMachine,
+};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{timeout_at, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use self::config::NodeConfig;
+use self::directory::{Directory, Envelope};
+pub use self::error::{RequestError, StartError};
+use self::retry::Next;
+use self::task::{Command, NodeTask, Wiring};
+use self::wire::{Request, Response};
+use crate::storage::{FileState, StorageError};
+use crate::ticks::with_ticks;
+use crate::transport::{PeerBook, PeerLink, Transport};
+
+/// Inputs waiting for the protocol at most; beyond that, client requests and peer messages
+/// wait in their own bounded queues.
+const INPUT_LEN: usize = 1024;
+/// Client requests waiting for the node task at most.
+const COMMAND_LEN: usize = 1024;
+
+/// A node's state, as [`RaftNode::status`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Role, term, leader, log and commit positions, configuration and (on a leader) each
+    /// peer's replication progress.
+    pub diagnostics: Diagnostics,
+    /// The links to the peers this node sends to.
+    pub links: Vec<PeerLink>,
+}
+
+/// A handle to a running Raft node. Cheap to clone; the node shuts down when
+/// [`RaftNode::shutdown`] is called or the last handle is dropped.
+///
+/// Writes ([`propose`](RaftNode::propose)), membership changes and leadership transfers work
+/// on any node: a follower forwards them to the leader over the Raft transport. Reads
+/// ([`read`](RaftNode::read)) are linearizable on any node (ReadIndex). Every request has a
+/// deadline ([`NodeConfig::request_timeout`]); attempts that prove nothing was applied (no
+/// leader yet, a leader change) are retried until then.
+///
+/// ```
+/// use raft_core::Bytes;
+/// use raft_std::{NodeConfig, RaftNode};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let config = NodeConfig::new(1, "127.0.0.1:0".parse()?, dir.path());
+/// // `Vec<Bytes>` records every command; a query is the little-endian position to read.
+/// let node = RaftNode::start(config, Vec::<Bytes>::new()).await?;
+/// let applied = node.propose(Bytes::from("hello")).await?; // waits for the node to elect itself
+/// assert!(applied.index > 0);
+/// assert_eq!(node.read(Bytes::copy_from_slice(&0u64.to_le_bytes())).await?, "hello");
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+type LocalQuery = dyn Fn(&[u8]) -> Result<Bytes, StorageError> + Send + Sync;
+
+struct Inner {
+    id: NodeId,
+    local_addr: SocketAddr,
+    request_timeout: Duration,
+    commands: mpsc::Sender<Command>,
+    stop: CancellationToken,
+    stopped: watch::Receiver<Option<RequestError>>,
+    local_query: Box<LocalQuery>,
+}
+
+impl RaftNode {
+    /// Opens the data directory (recovering from a crash), listens for peers, and spawns the
+    /// node on the current tokio runtime. `machine` is the application's state machine, in
+    /// its initial state: it is restored from the latest snapshot.
+    pub async fn start<M>(config: NodeConfig, machine: M) -> Result<RaftNode, StartError>
+    where
+        M: StateMachine + Send + 'static,
+    {
+        let id = config.id();
+        if id == 0 {
+            return Err(StartError::Config(ConfigError::ReservedNodeId));
+        }
+        config.raft.validate().map_err(StartError::Config)?;
+        let span = tracing::info_span!("raft", node = id);
+        let book: PeerBook =
+            config.peers.iter().filter(|(&peer, _)| peer != id).map(|(&p, a)| (p, a.clone())).collect();
+        let directory = Directory::new(machine, book.clone());
+        let (dir, bootstrap, storage) = (config.data_dir.clone(), config.bootstrap(), config.storage.clone());
+        let open_span = span.clone();
+        let open = move || open_span.in_scope(|| FileState::open(dir, bootstrap, directory, storage));
+        let state = tokio::task::spawn_blocking(open)
+            .await
+            .map_err(|e| StartError::Storage(StorageError::Task(e.to_string())))??;
+        let reader = state.reader();
+        let listen = config.transport.listen;
+        let (transport, inbox) = Transport::bind(config.transport.clone(), book, config.faults.clone())
+            .instrument(span.clone())
+            .await
+            .map_err(|source| StartError::Bind { address: listen, source })?;
+        let local_addr = transport.local_addr();
+
+        let (input, inputs) = mpsc::channel(INPUT_LEN);
+        let events = with_ticks(ReceiverStream::new(inputs), config.tick).into_raft_events_with(
+            id,
+            state,
+            config.raft,
+        );
+        let (commands_sender, commands) = mpsc::channel(COMMAND_LEN);
+        let (stopped_sender, stopped) = watch::channel(None);
+        let stop = CancellationToken::new();
+        let task = NodeTask::new(Wiring {
+            id,
+            events,
+            input,
+            transport,
+            inbox,
+            commands,
+            stop: stop.clone(),
+            stopped: stopped_sender,
+            request_timeout: config.request_timeout,
+        });
+        tokio::spawn(task.run().instrument(span));
+        Ok(RaftNode {
+            inner: Arc::new(Inner {
+                id,
+                local_addr,
+                request_timeout: config.request_timeout,
+                commands: commands_sender,
+                stop,
+                stopped,
+                local_query: Box::new(move |query| reader.query(query)),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The address the node listens on for peers.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Replicates `command` and resolves once the state machine has applied it, with its
+    /// log index and the state machine's response.
+    pub async fn propose(&self, command: impl Into<Bytes>) -> Result<Applied, RequestError> {
+        let request = Request::Propose(Envelope::App(command.into()).encode());
+        match self.call(request, self.deadline()).await? {
+            Response::Applied(applied) => Ok(applied),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Answers `query` from the state machine once it reflects every write acknowledged
+    /// before the call (linearizable; confirmed with the leader).
+    pub async fn read(&self, query: impl Into<Bytes>) -> Result<Bytes, RequestError> {
+        match self.call(Request::Read(query.into()), self.deadline()).await? {
+            Response::Read(answer) => Ok(answer),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Answers `query` from this node's state machine as it is now, without asking anyone:
+    /// fast, available without a quorum, and possibly stale.
+    pub fn read_local(&self, query: &[u8]) -> Result<Bytes, RequestError> {
+        (self.inner.local_query)(query).map_err(|e| RequestError::Storage(e.to_string()))
+    }
+
+    /// Adds node `id`, listening for peers on `address`, as a voter. First the address is
+    /// committed through the log, so every member can reach the new node; then the
+    /// configuration changes. Start the new node (with `join` set) before adding it: until it
+    /// answers, it counts against the quorum.
+    pub async fn add_member(
+        &self,
+        id: NodeId,
+        address: impl Into<String>,
+    ) -> Result<Membership, RequestError> {
+        let deadline = self.deadline();
+        let record = Envelope::Address { id, address: address.into() }.encode();
+        self.call(Request::Propose(record), deadline).await?;
+        self.change_membership(MembershipChange::AddVoter(id), deadline).await
+    }
+
+    /// Removes node `id` from the configuration. A leader that removes itself steps down once
+    /// the change commits.
+    pub async fn remove_member(&self, id: NodeId) -> Result<Membership, RequestError> {
+        self.change_membership(MembershipChange::Remove(id), self.deadline()).await
+    }
+
+    /// Hands leadership to voter `to`; resolves once it leads.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<NodeId, RequestError> {
+        match self.call(Request::TransferLeadership(to), self.deadline()).await? {
+            Response::Leader(leader) => Ok(leader),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// This node's role, term, leader, log positions, configuration and links.
+    pub async fn status(&self) -> Result<Status, RequestError> {
+        let deadline = self.deadline();
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Command::Status { reply }, deadline).await?;
+        match timeout_at(deadline, answer).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(_)) => Err(self.failure_after_drop()),
+            Err(_) => Err(self.timeout()),
+        }
+    }
+
+    /// Stops the node: finishes the storage write in progress, closes every connection, and
+    /// waits for the node task to end. Requests in flight fail with
+    /// [`RequestError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        self.stopped().await;
+    }
+
+    /// Waits until the node stops (after [`shutdown`](RaftNode::shutdown), or on its own after
+    /// a storage failure) and returns why.
+    pub async fn stopped(&self) -> RequestError {
+        let mut stopped = self.inner.stopped.clone();
+        let reason = stopped.wait_for(Option::is_some).await.ok().and_then(|reason| reason.clone());
+        reason.unwrap_or(RequestError::ShuttingDown)
+    }
+
+    async fn change_membership(
+        &self,
+        change: MembershipChange,
+        deadline: Instant,
+    ) -> Result<Membership, RequestError> {
+        match self.call(Request::ChangeMembership(change), deadline).await? {
+            Response::Membership(membership) => Ok(membership),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs attempts at `request` until one is final or `deadline` passes.
+    async fn call(&self, request: Request, deadline: Instant) -> Result<Response, RequestError> {
+        let mut pause = retry::MIN_PAUSE;
+        loop {
+            let (reply, answer) = oneshot::channel();
+            self.enqueue(Command::Request { request: request.clone(), reply, deadline }, deadline).await?;
+            let outcome = match timeout_at(deadline, answer).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => return Err(self.failure_after_drop()),
+                Err(_) => return Err(self.timeout()),
+            };
+            let error = match retry::after(outcome) {
+                Next::Done(result) => return result,
+                Next::Retry(error) => error,
+            };
+            if Instant::now() + pause >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(retry::MAX_PAUSE);
+        }
+    }
+
+    async fn enqueue(&self, command: Command, deadline: Instant) -> Result<(), RequestError> {
+        match timeout_at(deadline, self.inner.commands.send(command)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.failure_after_drop()),
+            Err(_) => Err(self.timeout()),
+        }
+    }
+
+    /// The node task dropped a request: it stopped, or (racing a deadline) gave up on it.
+    fn failure_after_drop(&self) -> RequestError {
+        self.inner.stopped.borrow().clone().unwrap_or_else(|| self.timeout())
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.request_timeout
+    }
+
+    fn timeout(&self) -> RequestError {
+        RequestError::Timeout { after: self.inner.request_timeout }
+    }
+}
+
+fn unexpected(response: Response) -> RequestError {
+    RequestError::Protocol(format!("the answer {response:?} does not fit the request"))
+}

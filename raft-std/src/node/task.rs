@@ -1,0 +1,300 @@
+//! The task that runs one node: it drives raft-core's event stream and routes everything
+//! around it — client requests in, messages to and from peers, outcomes back to whoever asked.
+//!
+//! One loop, in priority order: take the node's next output; on shutdown close the input;
+//! accept a client command or a peer frame while the node's input has room (so memory stays
+//! bounded when storage is slow); now and then drop requests whose deadline has passed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::stream::{FusedStream, StreamExt};
+use raft_core::{Diagnostics, Event, Incoming, NodeId, Outgoing, RequestId, Role};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::error::RequestError;
+use super::wire::{Failure, Frame, Outcome, Request, Response};
+use super::Status;
+use crate::storage::StorageError;
+use crate::transport::{Inbox, Transport};
+
+/// How often expired requests are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What a [`RaftNode`](super::RaftNode) handle asks of its task.
+pub(super) enum Command {
+    /// One attempt at a request.
+    Request { request: Request, reply: oneshot::Sender<Outcome>, deadline: Instant },
+    /// Report the node's state.
+    Status { reply: oneshot::Sender<Status> },
+}
+
+/// The node's outgoing event stream.
+pub(super) trait Events:
+    FusedStream<Item = Result<Outgoing, raft_core::Error<StorageError>>> + Unpin + Send
+{
+}
+
+impl<S> Events for S where
+    S: FusedStream<Item = Result<Outgoing, raft_core::Error<StorageError>>> + Unpin + Send
+{
+}
+
+/// Who waits for a request's outcome.
+enum Origin {
+    /// A client of this node; the request runs here.
+    Local(oneshot::Sender<Outcome>),
+    /// A client of this node; the request was forwarded to `leader`.
+    Forwarded { leader: NodeId, reply: oneshot::Sender<Outcome> },
+    /// A client of node `from`, which forwarded the request here under its tag `id`.
+    Remote { from: NodeId, id: RequestId },
+}
+
+struct Pending {
+    origin: Origin,
+    deadline: Instant,
+}
+
+/// Everything a node task is connected to.
+pub(super) struct Wiring<E> {
+    pub(super) id: NodeId,
+    /// The node's outputs.
+    pub(super) events: E,
+    /// The node's inputs (ticks are merged in separately).
+    pub(super) input: mpsc::Sender<Incoming>,
+    pub(super) transport: Transport<Frame>,
+    pub(super) inbox: Inbox<Frame>,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) stop: CancellationToken,
+    /// Set to why the node stopped, when it has.
+    pub(super) stopped: watch::Sender<Option<RequestError>>,
+    /// Deadline for requests forwarded here by followers.
+    pub(super) request_timeout: Duration,
+}
+
+/// The running node.
+pub(super) struct NodeTask<E> {
+    id: NodeId,
+    events: E,
+    /// Raft's input; `None` once shutting down.
+    input: Option<mpsc::Sender<Incoming>>,
+    transport: Transport<Frame>,
+    inbox: Inbox<Frame>,
+    commands: mpsc::Receiver<Command>,
+    stop: CancellationToken,
+    stopped: watch::Sender<Option<RequestError>>,
+    request_timeout: Duration,
+    pending: BTreeMap<RequestId, Pending>,
+    status_waiters: Vec<oneshot::Sender<Status>>,
+    /// The leader as the node last reported it.
+    leader: Option<NodeId>,
+    next_id: RequestId,
+}
+
+impl<E: Events> NodeTask<E> {
+    pub(super) fn new(wiring: Wiring<E>) -> Self {
+        let Wiring { id, events, input, transport, inbox, commands, stop, stopped, request_timeout } = wiring;
+        NodeTask {
+            id,
+            events,
+            input: Some(input),
+            transport,
+            inbox,
+            commands,
+            stop,
+            stopped,
+            request_timeout,
+            pending: BTreeMap::new(),
+            status_waiters: Vec::new(),
+            leader: None,
+            next_id: 0,
+        }
+    }
+
+    /// Runs until shutdown or a storage failure.
+    pub(super) async fn run(mut self) {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut reason = RequestError::ShuttingDown;
+        loop {
+            let room = self.input.as_ref().is_some_and(|input| input.capacity() > 0);
+            tokio::select! {
+                biased;
+                output = self.events.next() => match output {
+                    Some(Ok(output)) => self.on_output(output),
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "node stopped");
+                        reason = RequestError::Storage(error.to_string());
+                        break;
+                    }
+                    None => break,
+                },
+                _ = self.stop.cancelled(), if self.input.is_some() => self.close_input(),
+                command = self.commands.recv(), if room => match command {
+                    Some(command) => self.on_command(command),
+                    None => self.close_input(), // every handle is gone
+                },
+                Some((from, frame)) = self.inbox.recv(), if room => self.on_frame(from, frame),
+                _ = sweep.tick() => self.sweep(),
+            }
+        }
+        self.transport.shutdown().await;
+        tracing::info!("node stopped");
+        // Dropping the pending requests wakes their clients, who read this reason.
+        self.stopped.send_replace(Some(reason));
+    }
+
+    fn close_input(&mut self) {
+        if self.input.take().is_some() {
+            tracing::info!("shutting down: finishing the work in progress");
+        }
+    }
+
+    fn push(&self, input: Incoming) {
+        // The caller checked for room; during shutdown inputs are dropped.
+        if let Some(sender) = &self.input {
+            let _ = sender.try_send(input);
+        }
+    }
+
+    fn on_output(&mut self, output: Outgoing) {
+        match output {
+            Outgoing::Send { to, message } => {
+                self.transport.send(to, Frame::Raft(message));
+            }
+            Outgoing::Event(event) => self.on_event(event),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Proposal { id, result } => {
+                self.resolve(id, result.map(Response::Applied).map_err(Failure::Propose))
+            }
+            Event::Read { id, result } => self.resolve(id, result.map(Response::Read).map_err(Failure::Read)),
+            Event::Membership { id, result } => {
+                match &result {
+                    Ok(membership) => tracing::info!(%membership, "membership change committed"),
+                    Err(error) => tracing::info!(%error, "membership change failed"),
+                }
+                self.resolve(id, result.map(Response::Membership).map_err(Failure::Membership))
+            }
+            Event::Transfer { id, result } => {
+                tracing::info!(?result, "leadership transfer finished");
+                self.resolve(id, result.map(Response::Leader).map_err(Failure::Transfer))
+            }
+            Event::RoleChanged { role, term, leader } => {
+                match role {
+                    Role::Leader => tracing::info!(term, "became leader"),
+                    Role::Candidate => tracing::info!(term, "election started"),
+                    Role::PreCandidate => tracing::debug!(term, "pre-vote started"),
+                    Role::Follower => tracing::info!(term, leader, "following"),
+                }
+                self.leader = leader;
+            }
+            Event::Compacted { through } => tracing::debug!(through, "log compacted"),
+            Event::Dropped { from, reason } => {
+                tracing::debug!(from, ?reason, "message dropped by the protocol")
+            }
+            Event::Diagnostics(diagnostics) => self.answer_status(*diagnostics),
+            other => tracing::debug!(event = ?other, "unhandled event"),
+        }
+    }
+
+    fn answer_status(&mut self, diagnostics: Diagnostics) {
+        let links = self.transport.links();
+        for waiter in self.status_waiters.drain(..) {
+            let _ = waiter.send(Status { diagnostics: diagnostics.clone(), links: links.clone() });
+        }
+    }
+
+    fn resolve(&mut self, id: RequestId, outcome: Outcome) {
+        let Some(pending) = self.pending.remove(&id) else { return };
+        match pending.origin {
+            Origin::Local(reply) | Origin::Forwarded { reply, .. } => {
+                let _ = reply.send(outcome);
+            }
+            Origin::Remote { from, id } => {
+                self.transport.send(from, Frame::Reply { id, outcome });
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Request { request, reply, deadline } => {
+                let id = self.next_request_id();
+                match self.leader {
+                    Some(leader) if leader != self.id && request.forwarded() => {
+                        if self.transport.send(leader, Frame::Forward { id, request }) {
+                            self.pending.insert(
+                                id,
+                                Pending { origin: Origin::Forwarded { leader, reply }, deadline },
+                            );
+                        } else {
+                            let _ = reply.send(Err(Failure::Undelivered { leader }));
+                        }
+                    }
+                    _ => self.submit(id, request, Origin::Local(reply), deadline),
+                }
+            }
+            Command::Status { reply } => {
+                self.status_waiters.push(reply);
+                self.push(Incoming::Diagnostics);
+            }
+        }
+    }
+
+    fn on_frame(&mut self, from: NodeId, frame: Frame) {
+        match frame {
+            Frame::Raft(message) => self.push(Incoming::Message { from, message }),
+            Frame::Forward { id, request } => {
+                let local = self.next_request_id();
+                let deadline = Instant::now() + self.request_timeout;
+                self.submit(local, request, Origin::Remote { from, id }, deadline);
+            }
+            Frame::Reply { id, outcome } => {
+                let expected = matches!(
+                    self.pending.get(&id),
+                    Some(Pending { origin: Origin::Forwarded { leader, .. }, .. }) if *leader == from
+                );
+                if expected {
+                    self.resolve(id, outcome);
+                } else {
+                    tracing::debug!(from, id, "reply to no request of ours; ignored");
+                }
+            }
+        }
+    }
+
+    /// Hands a request to the local Raft node.
+    fn submit(&mut self, id: RequestId, request: Request, origin: Origin, deadline: Instant) {
+        self.pending.insert(id, Pending { origin, deadline });
+        self.push(match request {
+            Request::Propose(command) => Incoming::Propose { id, command },
+            Request::Read(query) => Incoming::Read { id, query },
+            Request::ChangeMembership(change) => Incoming::ChangeMembership { id, change },
+            Request::TransferLeadership(to) => Incoming::TransferLeadership { id, to },
+        });
+    }
+
+    /// Drops requests past their deadline or whose client gave up. Raft may still report
+    /// their outcome later; it is then ignored.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.pending.retain(|_, pending| {
+            let abandoned = match &pending.origin {
+                Origin::Local(reply) | Origin::Forwarded { reply, .. } => reply.is_closed(),
+                Origin::Remote { .. } => false,
+            };
+            pending.deadline > now && !abandoned
+        });
+        self.status_waiters.retain(|waiter| !waiter.is_closed());
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        self.next_id
+    }
+}
