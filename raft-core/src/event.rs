@@ -25,7 +25,10 @@ pub enum Incoming {
         /// The message.
         message: Message,
     },
-    /// Replicate an application command. Answered by [`Event::Proposal`].
+    /// Replicate an application command. Answered by [`Event::Proposal`] once the command's
+    /// position is committed (or superseded). A proposal left on a node that lost leadership
+    /// is answered only when the commit index passes its position, which may never happen on
+    /// a node cut off for good: applications should bound their wait.
     Propose {
         /// Caller's tag for the outcome.
         id: RequestId,
@@ -215,6 +218,20 @@ pub enum ProposeError {
         /// The leader this node now knows of.
         leader: Option<NodeId>,
     },
+    /// The command was committed at `index` and applied, but it reached this node inside a
+    /// snapshot from the leader, so the state machine's response is not available here. Read
+    /// the state to learn the effect; do not blindly retry.
+    ResponseLost {
+        /// Where the command was committed.
+        index: Index,
+    },
+    /// The fate of the command at `index` was settled inside a snapshot from the leader that
+    /// this node cannot compare with its own log: it may or may not have been applied. Read
+    /// the state to learn which; retry only if the command is idempotent.
+    OutcomeUnknown {
+        /// Where the command was proposed.
+        index: Index,
+    },
 }
 
 /// Why a read failed.
@@ -231,6 +248,8 @@ pub enum ReadError {
         /// The leader this node now knows of.
         leader: Option<NodeId>,
     },
+    /// The leader did not answer a forwarded read within an election timeout; retry.
+    Timeout,
 }
 
 /// Why a membership change failed.
@@ -358,6 +377,16 @@ impl fmt::Display for ProposeError {
                 f.write_str("the entry was replaced by a newer leader and was not applied")?;
                 leader_hint(f, leader)
             }
+            ProposeError::ResponseLost { index } => write!(
+                f,
+                "the command was applied at index {index}, but inside a snapshot, so its response is \
+                 lost; read the state to learn its effect"
+            ),
+            ProposeError::OutcomeUnknown { index } => write!(
+                f,
+                "the command at index {index} was settled inside a snapshot this node cannot check; \
+                 it may or may not have been applied: read the state before retrying"
+            ),
         }
     }
 }
@@ -373,6 +402,7 @@ impl fmt::Display for ReadError {
                 f.write_str("leadership changed before the read was confirmed")?;
                 leader_hint(f, leader)
             }
+            ReadError::Timeout => f.write_str("the leader did not answer the read in time; retry"),
         }
     }
 }

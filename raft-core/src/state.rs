@@ -23,6 +23,9 @@ pub struct InitialState {
     pub applied: Index,
     /// The configuration to start with when neither the snapshot nor the log holds one: the
     /// initial voters for a new cluster, or empty for a node that waits to be added.
+    ///
+    /// Storage must persist it when first created and return the stored value afterwards: a
+    /// restart with different command-line peers must not silently change the voters.
     pub bootstrap: Membership,
 }
 

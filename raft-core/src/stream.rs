@@ -11,8 +11,8 @@ use alloc::collections::VecDeque;
 use core::fmt;
 use core::pin::Pin;
 
-use futures_core::stream::{FusedStream, Stream};
 use core::task::Poll;
+use futures_core::stream::{FusedStream, Stream};
 use futures_util::future::poll_fn;
 use futures_util::StreamExt;
 

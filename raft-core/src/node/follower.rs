@@ -1,9 +1,9 @@
 //! The follower's rules: accepting entries (Raft §5.3) and snapshots (Raft §7).
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::{Node, RoleState};
-use crate::event::{Applied, DropReason, Event};
+use crate::event::{DropReason, Event, ProposeError};
 use crate::message::{
     AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
 };
@@ -141,22 +141,29 @@ impl Node {
     /// Installs a complete snapshot from the leader (Raft §7).
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last = snapshot.meta.last;
-        // Proposals this node made that the snapshot now covers. Our entry is known to be the
-        // committed one only if our log agrees with the snapshot's last entry (Log Matching):
-        // otherwise it may be an uncommitted leftover that the new leader replaced.
+        // Proposals this node made that the snapshot now covers. If our log agrees with the
+        // snapshot's last entry, Log Matching says our entries up to it are the committed ones.
+        // Otherwise only a term above the snapshot's last term decides (log terms never
+        // decrease, so the leader holds no such entry there); anything else cannot be known.
         let log_agrees = self.log.matches(last);
         while let Some(&(index, term, id)) = self.proposals.front() {
             if index > last.index {
                 break;
             }
             self.proposals.pop_front();
-            let result = if log_agrees && self.log.term_at(index) == Some(term) {
-                // Committed, but applied inside the snapshot: no response to hand back.
-                Ok(Applied { index, response: Bytes::new() })
+            let committed = if log_agrees {
+                Some(self.log.term_at(index) == Some(term))
+            } else if term > last.term {
+                Some(false)
             } else {
-                Err(crate::ProposeError::Superseded { leader: self.leader })
+                None
             };
-            self.ready.events.push(Event::Proposal { id, result });
+            let error = match committed {
+                Some(true) => ProposeError::ResponseLost { index },
+                Some(false) => ProposeError::Superseded { leader: self.leader },
+                None => ProposeError::OutcomeUnknown { index },
+            };
+            self.ready.events.push(Event::Proposal { id, result: Err(error) });
         }
         if self.log.matches(last) {
             self.log.compact(last);

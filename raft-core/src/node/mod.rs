@@ -86,8 +86,8 @@ pub struct Node {
     snapshot: Option<Snapshot>,
     /// A snapshot arriving in chunks from the leader.
     incoming_snapshot: Option<IncomingSnapshot>,
-    /// Reads sent to the leader for a read index: request → query.
-    forwarded_reads: BTreeMap<RequestId, Bytes>,
+    /// Reads sent to the leader for a read index: request → (query, give up at).
+    forwarded_reads: BTreeMap<RequestId, (Bytes, Instant)>,
     /// Reads with a confirmed read index, waiting for it to be applied.
     confirmed_reads: VecDeque<ConfirmedRead>,
     /// A transfer this node started as leader, waiting to see who leads next.
@@ -227,10 +227,12 @@ impl Node {
 
     /// When the node next needs a tick to act on a timeout.
     pub fn next_deadline(&self) -> Instant {
-        match &self.role {
+        let deadline = match &self.role {
             RoleState::Leader(leader) => leader.next_deadline(),
             _ => self.election_deadline,
-        }
+        };
+        let read_expiry = self.forwarded_reads.values().map(|&(_, give_up)| give_up).min();
+        read_expiry.map_or(deadline, |expiry| deadline.min(expiry))
     }
 
     /// A report of the node's state (also produced by [`Incoming::Diagnostics`]).
@@ -298,6 +300,7 @@ impl Node {
             return;
         }
         self.now = now;
+        self.expire_forwarded_reads();
         if self.is_leader() {
             self.leader_tick();
         } else if now >= self.election_deadline {

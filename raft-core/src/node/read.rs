@@ -44,7 +44,8 @@ impl Node {
         }
         match self.leader {
             Some(leader) => {
-                self.forwarded_reads.insert(id, query);
+                let give_up = self.now.add_millis(self.config.election_timeout_max);
+                self.forwarded_reads.insert(id, (query, give_up));
                 self.send(leader, Message::ReadIndexRequest { term: self.term, request: id });
             }
             None => self.fail_read(id, ReadError::NotLeader { leader: None }),
@@ -75,7 +76,7 @@ impl Node {
         if self.leader != Some(from) {
             return self.dropped(from, DropReason::Unexpected);
         }
-        let Some(query) = self.forwarded_reads.remove(&request) else {
+        let Some((query, _)) = self.forwarded_reads.remove(&request) else {
             return self.dropped(from, DropReason::Unexpected);
         };
         match index {
@@ -158,6 +159,21 @@ impl Node {
                     self.send(node, response);
                 }
             }
+        }
+    }
+
+    /// Forwarded reads whose request or answer was lost: fail them so the caller can retry.
+    pub(super) fn expire_forwarded_reads(&mut self) {
+        let now = self.now;
+        let expired: alloc::vec::Vec<RequestId> = self
+            .forwarded_reads
+            .iter()
+            .filter(|(_, (_, give_up))| now >= *give_up)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.forwarded_reads.remove(&id);
+            self.fail_read(id, ReadError::Timeout);
         }
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use raft_core::{MembershipError, NodeId, TransferError};
+use raft_core::{MembershipError, NodeId, ProposeError, TransferError};
 
 /// Why a request to a [`RaftNode`](crate::RaftNode) failed. Each variant says whether the
 /// request may have taken effect.
@@ -41,6 +41,11 @@ pub enum RequestError {
     /// The leadership transfer failed.
     #[error("leadership transfer failed: {0}")]
     Transfer(TransferError),
+    /// The proposal was settled inside a snapshot this node received, so the state machine's
+    /// response is not available here: [`ProposeError::ResponseLost`] (it **was** applied) or
+    /// [`ProposeError::OutcomeUnknown`] (it **may or may not** have been). Read before retrying.
+    #[error("{0}")]
+    Proposal(ProposeError),
     /// A peer answered in a way this version does not understand (mixed versions?).
     #[error("unexpected answer from the cluster: {0}")]
     Protocol(String),

@@ -38,9 +38,12 @@ pub(super) fn after(outcome: Outcome) -> Next {
             Next::Retry(RequestError::NotLeader { leader })
         }
         Failure::Undelivered { leader } => Next::Retry(RequestError::NotLeader { leader: Some(leader) }),
-        Failure::Propose(ProposeError::TransferInProgress) => {
+        Failure::Propose(ProposeError::TransferInProgress) | Failure::Read(ReadError::Timeout) => {
             Next::Retry(RequestError::NotLeader { leader: None })
         }
+        Failure::Propose(
+            error @ (ProposeError::ResponseLost { .. } | ProposeError::OutcomeUnknown { .. }),
+        ) => Next::Done(Err(RequestError::Proposal(error))),
         Failure::Membership(MembershipError::ChangeInProgress) => {
             Next::Retry(RequestError::Membership(MembershipError::ChangeInProgress))
         }
@@ -69,5 +72,8 @@ mod tests {
         assert!(retried(Failure::Membership(MembershipError::ChangeInProgress)));
         assert!(!retried(Failure::Membership(MembershipError::LeadershipLost { leader: None })));
         assert!(!retried(Failure::Transfer(TransferError::TimedOut)));
+        assert!(retried(Failure::Read(ReadError::Timeout)), "reads are always safe to repeat");
+        assert!(!retried(Failure::Propose(ProposeError::OutcomeUnknown { index: 4 })));
+        assert!(!retried(Failure::Propose(ProposeError::ResponseLost { index: 4 })));
     }
 }

@@ -75,3 +75,16 @@ fn new_leader_waits_for_its_first_commit_before_serving_reads() {
     net.settle();
     assert_eq!(read_outcome(&net, leader, 3), None);
 }
+
+#[test]
+fn a_forwarded_read_whose_request_is_lost_times_out() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.cut.push((2, 1)); // one way: node 2 still hears its leader, the leader never hears it
+    net.step(2, Incoming::Read { id: 4, query: cmd("q") });
+    net.advance(250);
+    assert_eq!(read_outcome(&net, 2, 4), None, "within an election timeout it keeps waiting");
+    net.advance(100);
+    assert_eq!(read_outcome(&net, 2, 4), Some(Err(ReadError::Timeout)));
+    assert_eq!(net.node(2).leader(), Some(1), "the leader did not change meanwhile");
+}

@@ -1,6 +1,7 @@
 //! Snapshots and log compaction (Raft §7).
 
 use super::*;
+use crate::message::InstallSnapshot;
 
 #[test]
 fn snapshot_policy_compacts_the_log() {
@@ -61,9 +62,10 @@ fn compact_on_request_and_restart_from_the_snapshot() {
 }
 
 #[test]
-fn a_stale_leader_caught_up_by_snapshot_reports_its_replaced_proposal_as_superseded() {
+fn a_stale_leader_caught_up_by_snapshot_never_claims_its_proposal_committed() {
     // Found by the raft-embassy catch-up scenario: the old leader still holds its own
-    // uncommitted entry when the snapshot arrives, so matching that entry proves nothing.
+    // uncommitted entry when the snapshot arrives, so matching that entry proves nothing. Its
+    // log does not reach the snapshot's last entry, so it cannot know either way.
     let config = Config { snapshot_every: 5, ..config() };
     let mut net = Net::with_config(&[1, 2, 3], config);
     net.elect(1);
@@ -83,5 +85,57 @@ fn a_stale_leader_caught_up_by_snapshot_reports_its_replaced_proposal_as_superse
         Event::Proposal { id: 7, result } => Some(result.clone()),
         _ => None,
     });
-    assert!(matches!(outcome, Some(Err(ProposeError::Superseded { .. }))), "{outcome:?}");
+    assert!(matches!(outcome, Some(Err(ProposeError::OutcomeUnknown { .. }))), "{outcome:?}");
+}
+
+/// A leader of `term` holding entries with these terms, whose proposal `id` sits at `index`.
+fn leader_with_proposal(terms: &[Term], term: Term, index: Index, id: RequestId) -> Node {
+    let entries = terms.iter().enumerate().map(|(i, &t)| entry(t, i as Index + 1)).collect();
+    let initial = InitialState {
+        hard_state: HardState { term, vote: None },
+        entries,
+        bootstrap: Membership::new([1, 2, 3]),
+        ..InitialState::default()
+    };
+    let mut node = Node::new(1, config(), initial).unwrap();
+    node.step(Incoming::Tick(Instant(0)));
+    node.proposals.push_back((index, terms[index as usize - 1], id));
+    node
+}
+
+fn install(node: &mut Node, last: LogId) -> Vec<Event> {
+    let meta = SnapshotMeta { last, membership: Membership::new([1, 2, 3]) };
+    let chunk = InstallSnapshot { term: 9, meta, offset: 0, data: cmd("s"), done: true };
+    node.step(message(2, Message::InstallSnapshot(chunk.into())));
+    let ready = node.take_ready();
+    ready.events
+}
+
+fn proposal_outcome(events: &[Event]) -> Option<Result<crate::event::Applied, ProposeError>> {
+    events.iter().find_map(|e| match e {
+        Event::Proposal { id: 5, result } => Some(result.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn proposals_covered_by_a_snapshot_get_the_outcome_the_node_can_prove() {
+    // Our log agrees with the snapshot's last entry: our entry at 2 is the committed one.
+    let mut node = leader_with_proposal(&[1, 2, 2], 2, 2, 5);
+    let events = install(&mut node, LogId::new(2, 3));
+    assert_eq!(proposal_outcome(&events), Some(Err(ProposeError::ResponseLost { index: 2 })));
+    // Our log agrees, but holds another term at 2: superseded.
+    let mut node = leader_with_proposal(&[1, 1, 2], 2, 2, 5);
+    node.proposals.clear();
+    node.proposals.push_back((2, 3, 5));
+    let events = install(&mut node, LogId::new(2, 3));
+    assert!(matches!(proposal_outcome(&events), Some(Err(ProposeError::Superseded { .. }))));
+    // Our log ends before the snapshot: a term above the snapshot's last term cannot be there.
+    let mut node = leader_with_proposal(&[1, 3], 3, 2, 5);
+    let events = install(&mut node, LogId::new(2, 9));
+    assert!(matches!(proposal_outcome(&events), Some(Err(ProposeError::Superseded { .. }))));
+    // ... but a term at or below it may or may not be: the node cannot know.
+    let mut node = leader_with_proposal(&[1, 2], 2, 2, 5);
+    let events = install(&mut node, LogId::new(2, 9));
+    assert_eq!(proposal_outcome(&events), Some(Err(ProposeError::OutcomeUnknown { index: 2 })));
 }

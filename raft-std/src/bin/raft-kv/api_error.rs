@@ -73,6 +73,7 @@ impl From<RequestError> for ApiError {
                 TransferError::InProgress => ApiError::new(S::CONFLICT, "transfer_in_progress", message),
                 _ => unavailable("transfer_failed"),
             },
+            RequestError::Proposal(_) => ApiError::new(S::INTERNAL_SERVER_ERROR, "outcome_unknown", message),
             RequestError::Protocol(_) => ApiError::new(S::BAD_GATEWAY, "protocol", message),
             _ => ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", message),
         }
