@@ -32,6 +32,9 @@ impl Node {
             return self.dropped(self.id, DropReason::Unexpected);
         }
         self.log.compact(last);
+        // Configuration entries at or below `last` left the window: the snapshot now carries
+        // the configuration in force there, for when a truncation empties the window of them.
+        self.base_membership = snapshot.meta.membership.clone();
         self.snapshot = Some(snapshot);
         self.ready.events.push(Event::Compacted { through: last.index });
     }

@@ -139,3 +139,28 @@ fn proposals_covered_by_a_snapshot_get_the_outcome_the_node_can_prove() {
     let events = install(&mut node, LogId::new(2, 9));
     assert_eq!(proposal_outcome(&events), Some(Err(ProposeError::OutcomeUnknown { index: 2 })));
 }
+
+#[test]
+fn compaction_carries_the_configuration_past_a_later_truncation() {
+    // Found by testkit chaos seeds 238, 720, 1879: the compacted configuration entry must not
+    // leave the node falling back to its bootstrap voters when a suffix is truncated later.
+    let mut node = follower_with_log(&[1], 1);
+    let learner = Membership { learners: [6].into(), ..Membership::new([1, 2, 3]) };
+    let entries = vec![
+        Entry { term: 1, index: 2, payload: Payload::Membership(learner.clone().into()) },
+        entry(1, 3),
+        entry(1, 4),
+    ];
+    node.step(message(2, append(1, LogId::new(1, 1), entries, 3)));
+    let ready = node.take_ready();
+    assert_eq!(ready.apply.len(), 3);
+    node.step(Incoming::Compact);
+    let ready = node.take_ready();
+    let meta = ready.take_snapshot.clone().expect("a snapshot at the applied index");
+    assert_eq!(meta.membership, learner);
+    node.snapshot_taken(Snapshot { meta, data: cmd("s") });
+    // A new leader replaces the uncommitted entry 4.
+    node.step(message(3, append(2, LogId::new(1, 3), vec![entry(2, 4)], 3)));
+    assert_eq!(node.last_log_id(), LogId::new(2, 4));
+    assert_eq!(*node.membership(), learner, "still the compacted configuration, not the bootstrap one");
+}
