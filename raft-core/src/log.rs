@@ -152,12 +152,13 @@ impl Log {
     }
 
     /// Replaces the whole log with a received snapshot (Raft §7: the log did not contain the
-    /// snapshot's last entry, so everything is discarded). Storage learns through the snapshot.
+    /// snapshot's last entry, so everything is discarded). Storage discards its log as part of
+    /// installing the snapshot, so nothing is left to truncate.
     pub(crate) fn reset_to(&mut self, snapshot: LogId) {
         self.entries.clear();
         self.snapshot = snapshot;
         self.persisted = snapshot.index;
-        self.truncate_from = Some(snapshot.index + 1);
+        self.truncate_from = None;
     }
 
     /// The first index of the run of entries sharing `index`'s term (fast backtracking hint).

@@ -82,7 +82,9 @@ pub(crate) struct Outbox {
     pub(crate) proposals: Vec<(Index, RequestId)>,
     pub(crate) reads: Vec<ReadyRead>,
     pub(crate) events: Vec<Event>,
-    pub(crate) take_snapshot: Option<SnapshotMeta>,
+    /// A snapshot was asked for (policy or `Incoming::Compact`); its metadata is fixed when
+    /// the `Ready` is taken, so that it matches what the state machine will have applied.
+    pub(crate) snapshot_wanted: bool,
 }
 
 impl Outbox {
@@ -92,6 +94,6 @@ impl Outbox {
             && self.proposals.is_empty()
             && self.reads.is_empty()
             && self.events.is_empty()
-            && self.take_snapshot.is_none()
+            && !self.snapshot_wanted
     }
 }

@@ -66,7 +66,9 @@ pub trait PersistentState {
     fn snapshot(&mut self, meta: SnapshotMeta) -> impl Future<Output = Result<Snapshot, Self::Error>>;
 
     /// Replaces the state machine with a snapshot received from the leader, durably, and
-    /// discards log entries up to the snapshot's last index.
+    /// discards the log it covers, as one crash-safe step (Raft §7): the entries up to the
+    /// snapshot's last index when the log holds that entry (same index and term), otherwise
+    /// the entire log. A conflicting suffix must never survive behind the snapshot.
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
@@ -308,9 +310,58 @@ impl<M: StateMachine> PersistentState for MemState<M> {
 
     async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), MemStateError> {
         self.machine.restore(&snapshot.data).map_err(MemStateError::Restore)?;
-        self.applied = snapshot.meta.last.index;
-        self.discard_through(snapshot.meta.last.index);
+        let last = snapshot.meta.last;
+        self.applied = last.index;
+        if self.entries.iter().any(|e| e.id() == last) {
+            self.discard_through(last.index);
+        } else {
+            self.entries.clear();
+        }
         self.snapshot = Some(snapshot.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::LogId;
+    use futures::executor::block_on;
+
+    fn entry(term: u64, index: Index) -> Entry {
+        Entry { term, index, payload: Payload::Command(Bytes::from_static(b"c")) }
+    }
+
+    fn snapshot(term: u64, index: Index) -> Snapshot {
+        let meta = SnapshotMeta { last: LogId::new(term, index), membership: Membership::new([1]) };
+        Snapshot { meta, data: Bytes::new() }
+    }
+
+    #[test]
+    fn installing_a_snapshot_keeps_only_a_log_that_continues_it() {
+        let mut state: MemState<Vec<Bytes>> = MemState::new(Membership::new([1]));
+        block_on(state.write_log(None, &[entry(1, 1), entry(1, 2), entry(2, 3)])).unwrap();
+        block_on(state.install_snapshot(&snapshot(1, 2))).unwrap();
+        assert_eq!(state.entries(), [entry(2, 3)], "the log holds the snapshot's last entry");
+        block_on(state.write_log(None, &[entry(2, 4), entry(2, 5)])).unwrap();
+        block_on(state.install_snapshot(&snapshot(3, 4))).unwrap();
+        assert!(state.entries().is_empty(), "a conflicting suffix never survives (Raft §7)");
+        assert_eq!(state.applied_index(), 4);
+        assert_eq!(
+            block_on(state.write_log(None, &[entry(3, 6)])),
+            Err(MemStateError::Gap { expected: 5, got: 6 })
+        );
+    }
+
+    #[test]
+    fn the_recording_machine_round_trips_through_its_snapshot() {
+        let mut machine: Vec<Bytes> = Vec::new();
+        machine.apply(1, b"one");
+        machine.apply(2, b"two");
+        let mut restored: Vec<Bytes> = Vec::new();
+        restored.restore(&machine.snapshot()).unwrap();
+        assert_eq!(restored, machine);
+        assert_eq!(restored.query(&1u64.to_le_bytes()), Bytes::from_static(b"two"));
+        assert!(restored.restore(&[1, 0, 0]).is_err(), "a truncated snapshot is an error");
     }
 }

@@ -24,12 +24,25 @@ pub(super) enum Campaign {
 
 impl Node {
     pub(super) fn election_timeout(&mut self) {
-        if !self.membership.is_voter(self.id) {
-            // Learners and nodes outside the configuration never campaign.
+        if !self.may_campaign() {
             self.reset_election_deadline();
             return;
         }
         self.campaign(if self.config.pre_vote { Campaign::PreVote } else { Campaign::Election });
+    }
+
+    /// Voters campaign; learners and nodes outside the configuration do not — except a node
+    /// whose removal is not committed yet: it may hold the only copy of the new configuration,
+    /// and the cluster needs it to lead until that commits (thesis §4.2.2).
+    fn may_campaign(&self) -> bool {
+        if self.membership.is_voter(self.id) {
+            return true;
+        }
+        if self.membership_index <= self.commit {
+            return false;
+        }
+        let previous = self.log.membership_at(self.membership_index - 1).map(|(_, m)| m);
+        previous.unwrap_or(&self.base_membership).is_voter(self.id)
     }
 
     pub(super) fn campaign(&mut self, kind: Campaign) {

@@ -27,6 +27,9 @@ pub(super) struct LeaderState {
     pub(super) round_sent: VecDeque<(u64, Instant)>,
     /// The leader lease: reads may be served without a round until this instant.
     pub(super) lease_until: Instant,
+    /// Set once TimeoutNow went out: voters grant the target without the lease check, so from
+    /// then on this term's lease proves nothing (thesis §6.4.1).
+    pub(super) lease_revoked: bool,
     /// Commit index last told to each peer.
     sent_commit: BTreeMap<NodeId, Index>,
     /// Reads waiting for leadership confirmation.
@@ -78,6 +81,7 @@ impl Node {
             round: 0,
             round_sent: VecDeque::new(),
             lease_until: Instant::default(),
+            lease_revoked: false,
             sent_commit: BTreeMap::new(),
             reads: VecDeque::new(),
             transfer: None,
@@ -118,11 +122,11 @@ impl Node {
             self.ready.events.push(Event::Transfer { id: transfer.id, result: Err(TransferError::TimedOut) });
         }
         let Some(state) = self.leader_state() else { return };
-        let quorum_check = config.check_quorum && now >= state.quorum_deadline;
+        let quorum_check = now >= state.quorum_deadline;
         let heartbeat = now >= state.heartbeat_deadline;
         if quorum_check {
             state.quorum_deadline = now.add_millis(config.election_timeout_min);
-            if !self.quorum_active() {
+            if !self.quorum_active() && config.check_quorum {
                 // Check-quorum (thesis §6.2): we may be on the minority side of a partition.
                 return self.become_follower(self.term, None);
             }
@@ -393,6 +397,7 @@ impl Node {
         };
         if state.progress.get(&peer).is_some_and(|p| p.match_index == last) {
             transfer.timeout_sent = true;
+            state.lease_revoked = true;
             self.send(peer, Message::TimeoutNow { term });
         }
     }

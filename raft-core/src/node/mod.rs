@@ -438,6 +438,7 @@ impl Node {
             let (role, term, leader) = now_reported;
             self.ready.events.push(Event::RoleChanged { role, term, leader });
         }
+        let take_snapshot = self.snapshot_to_take();
         let out = core::mem::take(&mut self.ready);
         Ready {
             hard_state,
@@ -449,7 +450,7 @@ impl Node {
             proposals: out.proposals,
             reads: out.reads,
             events: out.events,
-            take_snapshot: out.take_snapshot,
+            take_snapshot,
         }
     }
 

@@ -89,7 +89,7 @@ impl Node {
         let lease_valid = self.config.lease_reads;
         let now = self.now;
         let Some(state) = self.leader_state() else { return };
-        if lease_valid && now < state.lease_until {
+        if lease_valid && !state.lease_revoked && now < state.lease_until {
             // Round 0 is confirmed by definition: the lease stands in for the heartbeat round.
             state.reads.push_back(PendingRead { origin, round: 0 });
             return self.confirm_reads();

@@ -27,8 +27,11 @@ impl Node {
         if !self.is_leader() {
             return Err(MembershipError::NotLeader { leader: self.leader });
         }
+        // Also wait for an entry of this term to commit: a configuration appended before that
+        // may not overlap one that an earlier leader appended (Ongaro, raft-dev 2015).
         let busy = self.membership.is_joint()
             || self.membership_index > self.commit
+            || self.log.term_at(self.commit) != Some(self.term)
             || self.leader_state().is_some_and(|s| s.change.is_some() || s.transfer.is_some());
         if busy {
             return Err(MembershipError::ChangeInProgress);
@@ -103,6 +106,8 @@ impl Node {
         for id in members.into_iter().filter(|&id| id != me) {
             state.progress.entry(id).or_insert_with(|| Progress::new(next, max_inflight));
         }
+        // A smaller quorum may already hold entries that now count as committed.
+        self.maybe_commit();
     }
 
     /// Runs after committed entries are handed out: finishes joint changes, reports outcomes,

@@ -5,14 +5,21 @@ use crate::event::{DropReason, Event};
 use crate::types::{LogId, Snapshot, SnapshotMeta};
 
 impl Node {
-    /// Asks the driver for a snapshot at the applied index (policy or [`Incoming::Compact`]).
+    /// Asks for a snapshot (policy or [`Incoming::Compact`]); [`Node::take_ready`] turns the
+    /// request into [`Ready::take_snapshot`](crate::Ready) once it knows what is applied.
     ///
     /// [`Incoming::Compact`]: crate::Incoming::Compact
     pub(super) fn request_snapshot(&mut self) {
-        if self.applied <= self.log.snapshot_id().index || self.ready.take_snapshot.is_some() {
-            return;
+        self.ready.snapshot_wanted = true;
+    }
+
+    /// The snapshot to take now: exactly at the applied index, which the `Ready` being built
+    /// brings the state machine to. `None` when nothing new is applied since the last one.
+    pub(super) fn snapshot_to_take(&mut self) -> Option<SnapshotMeta> {
+        if !core::mem::take(&mut self.ready.snapshot_wanted) || self.applied <= self.log.snapshot_id().index {
+            return None;
         }
-        let Some(term) = self.log.term_at(self.applied) else { return };
+        let term = self.log.term_at(self.applied)?;
         let membership = if self.membership_index <= self.applied {
             self.membership.clone()
         } else {
@@ -20,7 +27,7 @@ impl Node {
                 .membership_at(self.applied)
                 .map_or_else(|| self.base_membership.clone(), |(_, m)| m.clone())
         };
-        self.ready.take_snapshot = Some(SnapshotMeta { last: LogId::new(term, self.applied), membership });
+        Some(SnapshotMeta { last: LogId::new(term, self.applied), membership })
     }
 
     /// Reports a snapshot the driver took for [`Ready::take_snapshot`](crate::Ready): the log
