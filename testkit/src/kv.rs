@@ -1,0 +1,105 @@
+//! [`KvStore`]: the key-value state machine every simulated node runs.
+
+use std::collections::BTreeMap;
+
+use raft_core::{Bytes, Index, RestoreError, StateMachine};
+
+use crate::digest::Digest;
+
+/// A key-value map driven by the replicated log.
+///
+/// A command `key=value` stores `value` under `key`; a command without `=` stores an empty
+/// value under the whole command (so any byte string is a valid command). A query is a key;
+/// its answer is the stored value, empty when the key is absent.
+///
+/// ```
+/// use raft_core::{Bytes, StateMachine};
+/// use testkit::KvStore;
+/// let mut kv = KvStore::default();
+/// kv.apply(1, b"x=1");
+/// assert_eq!(kv.query(b"x"), Bytes::from_static(b"1"));
+/// let mut copy = KvStore::default();
+/// copy.restore(&kv.snapshot()).unwrap();
+/// assert_eq!(copy, kv);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvStore {
+    map: BTreeMap<Bytes, Bytes>,
+}
+
+/// Splits a command into key and value (see [`KvStore`]).
+pub fn split_command(command: &[u8]) -> (Bytes, Bytes) {
+    match command.iter().position(|&b| b == b'=') {
+        Some(at) => (Bytes::copy_from_slice(&command[..at]), Bytes::copy_from_slice(&command[at + 1..])),
+        None => (Bytes::copy_from_slice(command), Bytes::new()),
+    }
+}
+
+impl KvStore {
+    /// The value stored under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.map.get(key)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// A digest of the whole contents: equal stores have equal digests.
+    pub(crate) fn digest(&self) -> u64 {
+        self.map.iter().fold(Digest::new(), |d, (k, v)| d.field(k).field(v)).finish()
+    }
+}
+
+impl StateMachine for KvStore {
+    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
+        let (key, value) = split_command(command);
+        self.map.insert(key, value);
+        Bytes::new()
+    }
+
+    fn query(&self, query: &[u8]) -> Bytes {
+        self.map.get(query).cloned().unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> Bytes {
+        let mut out = Vec::new();
+        for (key, value) in &self.map {
+            for field in [key, value] {
+                out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+                out.extend_from_slice(field);
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn restore(&mut self, mut snapshot: &[u8]) -> Result<(), RestoreError> {
+        let mut map = BTreeMap::new();
+        while !snapshot.is_empty() {
+            let key = take_field(&mut snapshot)?;
+            let value = take_field(&mut snapshot)?;
+            map.insert(key, value);
+        }
+        self.map = map;
+        Ok(())
+    }
+}
+
+/// Takes one length-prefixed field off the front of `input`.
+fn take_field(input: &mut &[u8]) -> Result<Bytes, RestoreError> {
+    let (len, rest) =
+        input.split_first_chunk::<4>().ok_or_else(|| RestoreError("truncated length prefix".into()))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(RestoreError("truncated field".into()));
+    }
+    let (field, rest) = rest.split_at(len);
+    *input = rest;
+    Ok(Bytes::copy_from_slice(field))
+}
