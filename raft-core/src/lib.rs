@@ -44,6 +44,7 @@ mod log;
 mod membership;
 mod message;
 mod node;
+mod node_set;
 mod progress;
 pub mod quorum;
 mod ready;
@@ -51,6 +52,7 @@ mod rng;
 mod state;
 mod stream;
 mod types;
+mod vec_map;
 
 pub use bytes::Bytes;
 pub use config::{Config, ConfigError};
@@ -64,10 +66,10 @@ pub use message::{
     VoteResponse,
 };
 pub use node::Node;
+pub use node_set::NodeSet;
 pub use ready::{Ready, ReadyRead};
 pub use state::{InitialState, MemState, MemStateError, PersistentState, RestoreError, StateMachine};
 pub use stream::{raft_events, Error, RaftStreamExt};
 pub use types::{
-    Entry, HardState, Index, Instant, LogId, NodeId, NodeSet, Payload, RequestId, Snapshot, SnapshotMeta,
-    Term,
+    Entry, HardState, Index, Instant, LogId, NodeId, Payload, RequestId, Snapshot, SnapshotMeta, Term,
 };

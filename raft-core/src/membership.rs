@@ -1,10 +1,10 @@
 //! Cluster configurations: voters, learners and joint consensus (Raft §6).
 
-use alloc::collections::BTreeSet;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{NodeId, NodeSet};
+use crate::node_set::NodeSet;
+use crate::types::NodeId;
 
 /// A cluster configuration.
 ///
@@ -51,7 +51,7 @@ impl Membership {
 
     /// Every member (voters of both halves and learners), in ascending order.
     pub fn members(&self) -> NodeSet {
-        let mut all: BTreeSet<NodeId> = self.voters.union(&self.outgoing).copied().collect();
+        let mut all = self.voters.union(&self.outgoing);
         all.extend(self.learners.iter().copied());
         all
     }

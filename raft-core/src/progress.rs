@@ -53,6 +53,8 @@ pub(crate) struct Progress {
     pub(crate) recent_active: bool,
     /// Highest heartbeat round the peer has answered in this term.
     pub(crate) acked_round: u64,
+    /// The commit index the peer can have learned from the last AppendEntries sent to it.
+    pub(crate) sent_commit: Index,
     /// Snapshot state: the snapshot's last index and the byte offset to send next.
     pub(crate) snapshot_index: Index,
     pub(crate) snapshot_offset: u64,
@@ -68,6 +70,7 @@ impl Progress {
             inflights: Inflights::new(max_inflight),
             recent_active: false,
             acked_round: 0,
+            sent_commit: 0,
             snapshot_index: 0,
             snapshot_offset: 0,
         }

@@ -6,7 +6,8 @@
 use alloc::vec::Vec;
 
 use crate::membership::Membership;
-use crate::types::{Index, NodeId, NodeSet};
+use crate::node_set::NodeSet;
+use crate::types::{Index, NodeId};
 
 /// The outcome of an election so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,19 +29,30 @@ pub fn majority_index(voters: &NodeSet, match_index: impl Fn(NodeId) -> Index) -
         return Index::MAX;
     }
     // With n voters, the (n/2 + 1)-th highest value is held by a majority. Clusters are small:
-    // count on the stack when they fit.
+    // count on the stack when they fit, and sort by insertion (tiny code, fast for small n).
     const INLINE: usize = 16;
-    let nth = voters.len() / 2;
-    if voters.len() <= INLINE {
-        let mut indexes = [0; INLINE];
-        for (slot, &id) in indexes.iter_mut().zip(voters) {
-            *slot = match_index(id);
-        }
-        let indexes = &mut indexes[..voters.len()];
-        *indexes.select_nth_unstable_by(nth, |a, b| b.cmp(a)).1
+    let mut inline = [0; INLINE];
+    let mut heap = Vec::new();
+    let indexes: &mut [Index] = if voters.len() <= INLINE {
+        &mut inline[..voters.len()]
     } else {
-        let mut indexes: Vec<Index> = voters.iter().map(|&id| match_index(id)).collect();
-        *indexes.select_nth_unstable_by(nth, |a, b| b.cmp(a)).1
+        heap.resize(voters.len(), 0);
+        &mut heap
+    };
+    for (slot, &id) in indexes.iter_mut().zip(voters) {
+        *slot = match_index(id);
+    }
+    insertion_sort_descending(indexes);
+    indexes[voters.len() / 2]
+}
+
+fn insertion_sort_descending(values: &mut [Index]) {
+    for i in 1..values.len() {
+        let mut j = i;
+        while j > 0 && values[j - 1] < values[j] {
+            values.swap(j - 1, j);
+            j -= 1;
+        }
     }
 }
 

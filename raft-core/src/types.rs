@@ -1,7 +1,6 @@
 //! Core vocabulary: node ids, terms, log indexes, entries and virtual time.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +130,3 @@ pub struct Snapshot {
     /// The application's serialized state.
     pub data: Bytes,
 }
-
-/// A set of node ids, ordered so iteration is deterministic.
-pub type NodeSet = BTreeSet<NodeId>;

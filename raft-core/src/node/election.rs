@@ -1,15 +1,14 @@
 //! Leader election (Raft §5.2, §5.4.1), pre-vote (thesis §9.6) and the voter's rules.
 
-use alloc::collections::BTreeMap;
-
 use super::{Node, RoleState};
 use crate::event::DropReason;
 use crate::message::{Message, RequestVote, VoteResponse};
 use crate::quorum::{vote_result, VoteResult};
 use crate::types::{NodeId, Term};
+use crate::vec_map::VecMap;
 
 /// Answers received in an election: voter → granted.
-pub(super) type Votes = BTreeMap<NodeId, bool>;
+pub(super) type Votes = VecMap<NodeId, bool>;
 
 /// Which kind of campaign to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +68,8 @@ impl Node {
             transfer: kind == Campaign::Transfer,
         };
         let me = self.id;
-        let voters: alloc::vec::Vec<NodeId> =
-            self.membership.voters.union(&self.membership.outgoing).copied().filter(|&v| v != me).collect();
+        let mut voters = self.membership.voters.union(&self.membership.outgoing);
+        voters.remove(&me);
         for voter in voters {
             self.send(voter, Message::RequestVote(request.clone()));
         }
@@ -145,7 +144,7 @@ impl Node {
             return self.dropped(from, DropReason::Unexpected);
         }
         if let RoleState::PreCandidate(votes) | RoleState::Candidate(votes) = &mut self.role {
-            votes.entry(from).or_insert(response.granted);
+            votes.get_or_insert_with(from, || response.granted);
         }
         self.tally();
     }

@@ -1,7 +1,7 @@
 //! The leader's rules: replication with flow control (Raft §5.3), commit by counting
 //! current-term replicas (Raft §5.4.2), heartbeats, check-quorum and leadership transfer.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use super::read::PendingRead;
@@ -14,11 +14,12 @@ use crate::message::{
 use crate::progress::Progress;
 use crate::quorum::{committed_index, vote_result, VoteResult};
 use crate::types::{Entry, Index, Instant, LogId, NodeId, Payload, RequestId};
+use crate::vec_map::VecMap;
 
 /// State that exists only while leading.
 #[derive(Debug)]
 pub(super) struct LeaderState {
-    pub(super) progress: BTreeMap<NodeId, Progress>,
+    pub(super) progress: VecMap<NodeId, Progress>,
     heartbeat_deadline: Instant,
     quorum_deadline: Instant,
     /// Heartbeat round: bumped for every broadcast; peers echo it (ReadIndex confirmation).
@@ -30,8 +31,6 @@ pub(super) struct LeaderState {
     /// Set once TimeoutNow went out: voters grant the target without the lease check, so from
     /// then on this term's lease proves nothing (thesis §6.4.1).
     pub(super) lease_revoked: bool,
-    /// Commit index last told to each peer.
-    sent_commit: BTreeMap<NodeId, Index>,
     /// Reads waiting for leadership confirmation.
     pub(super) reads: VecDeque<PendingRead>,
     /// A leadership transfer in progress.
@@ -67,13 +66,10 @@ impl LeaderState {
 impl Node {
     pub(super) fn become_leader(&mut self) {
         let next = self.log.last_index() + 1;
-        let progress = self
-            .membership
-            .members()
-            .into_iter()
-            .filter(|&id| id != self.id)
-            .map(|id| (id, Progress::new(next, self.config.max_inflight)))
-            .collect();
+        let mut progress = VecMap::new();
+        for id in self.membership.members().into_iter().filter(|&id| id != self.id) {
+            progress.insert(id, Progress::new(next, self.config.max_inflight));
+        }
         let mut state = LeaderState {
             progress,
             heartbeat_deadline: self.now,
@@ -82,7 +78,6 @@ impl Node {
             round_sent: VecDeque::new(),
             lease_until: Instant::default(),
             lease_revoked: false,
-            sent_commit: BTreeMap::new(),
             reads: VecDeque::new(),
             transfer: None,
             change: None,
@@ -139,15 +134,14 @@ impl Node {
     /// Whether a quorum answered during the last check-quorum period; clears the marks.
     fn quorum_active(&mut self) -> bool {
         let id = self.id;
-        let Some(state) = self.leader_state() else { return false };
-        let active: BTreeMap<NodeId, bool> =
-            state.progress.iter().map(|(&peer, p)| (peer, p.recent_active)).collect();
+        let RoleState::Leader(state) = &mut self.role else { return false };
+        let progress = &state.progress;
+        let result = vote_result(&self.membership, |voter| {
+            Some(voter == id || progress.get(&voter).is_some_and(|p| p.recent_active))
+        });
         for progress in state.progress.values_mut() {
             progress.recent_active = false;
         }
-        let result = vote_result(&self.membership, |voter| {
-            Some(voter == id || active.get(&voter).copied().unwrap_or(false))
-        });
         result == VoteResult::Won
     }
 
@@ -218,8 +212,8 @@ impl Node {
     fn has_commit_news(&self, peer: NodeId) -> bool {
         let RoleState::Leader(state) = &self.role else { return false };
         let Some(progress) = state.progress.get(&peer) else { return false };
-        let told = state.sent_commit.get(&peer).copied().unwrap_or(0);
-        progress.state == ReplicationState::Replicate && self.commit.min(progress.match_index) > told
+        progress.state == ReplicationState::Replicate
+            && self.commit.min(progress.match_index) > progress.sent_commit
     }
 
     /// One AppendEntries to `peer` from its next index (empty when `with_entries` is false),
@@ -245,7 +239,7 @@ impl Node {
         if let Some(progress) = state.progress.get_mut(&peer) {
             progress.on_sent(last_sent, count);
             // The follower adopts min(commit, last entry of this message) (Raft §5.3).
-            state.sent_commit.insert(peer, commit.min(last_sent));
+            progress.sent_commit = commit.min(last_sent);
         }
         let prev = LogId::new(prev_term, prev_index);
         self.send(peer, Message::AppendEntries(AppendEntries { term, prev, entries, commit, round }));

@@ -11,7 +11,7 @@ mod reconfig;
 mod snapshot;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -24,6 +24,7 @@ use crate::ready::{Outbox, Ready};
 use crate::rng::SplitMix64;
 use crate::state::InitialState;
 use crate::types::{HardState, Index, Instant, LogId, NodeId, RequestId, Snapshot, Term};
+use crate::vec_map::VecMap;
 
 use self::election::Votes;
 use self::follower::IncomingSnapshot;
@@ -87,7 +88,7 @@ pub struct Node {
     /// A snapshot arriving in chunks from the leader.
     incoming_snapshot: Option<IncomingSnapshot>,
     /// Reads sent to the leader for a read index: request → (query, give up at).
-    forwarded_reads: BTreeMap<RequestId, (Bytes, Instant)>,
+    forwarded_reads: VecMap<RequestId, (Bytes, Instant)>,
     /// Reads with a confirmed read index, waiting for it to be applied.
     confirmed_reads: VecDeque<ConfirmedRead>,
     /// A transfer this node started as leader, waiting to see who leads next.
@@ -140,7 +141,7 @@ impl Node {
             proposals: VecDeque::new(),
             snapshot: initial.snapshot,
             incoming_snapshot: None,
-            forwarded_reads: BTreeMap::new(),
+            forwarded_reads: VecMap::new(),
             confirmed_reads: VecDeque::new(),
             transfer_waiting: None,
             saved_hard_state: initial.hard_state,

@@ -104,7 +104,7 @@ impl Node {
         let Some(state) = self.leader_state() else { return };
         state.progress.retain(|id, _| members.contains(id));
         for id in members.into_iter().filter(|&id| id != me) {
-            state.progress.entry(id).or_insert_with(|| Progress::new(next, max_inflight));
+            state.progress.get_or_insert_with(id, || Progress::new(next, max_inflight));
         }
         // A smaller quorum may already hold entries that now count as committed.
         self.maybe_commit();
