@@ -97,22 +97,29 @@ impl Log {
 
     /// Entries from `from` within the count and byte limits (at least one if any exist).
     pub(crate) fn entries_to_send(&self, from: Index, max_count: usize, max_bytes: usize) -> Vec<Entry> {
+        let available = self.slice(from, self.last_index());
         let mut bytes = 0;
-        let mut out = Vec::new();
-        for entry in self.slice(from, self.last_index()).iter().take(max_count) {
+        let mut count = 0;
+        for entry in available.iter().take(max_count) {
             bytes += entry.size_hint();
-            if !out.is_empty() && bytes > max_bytes {
+            if count > 0 && bytes > max_bytes {
                 break;
             }
-            out.push(entry.clone());
+            count += 1;
         }
-        out
+        available[..count].to_vec()
     }
 
     /// Appends an entry created here (leader) or received (follower, after checks).
     pub(crate) fn append(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1);
         self.entries.push(entry);
+    }
+
+    /// Appends entries that continue the log (checked by the caller), in one go.
+    pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        self.entries.extend(entries);
+        debug_assert!(self.entries.last().is_none_or(|e| e.index == self.last_index()));
     }
 
     /// Removes every entry at or after `index` (a conflicting suffix, Raft §5.3).

@@ -61,23 +61,32 @@ impl Node {
             return self
                 .send(from, Message::AppendResponse(AppendResponse { term: self.term, round, result }));
         }
-        let mut membership_touched = false;
-        for entry in request.entries.into_iter().skip(skip) {
+        // Skip what we already hold; at the first conflict, truncate (never below commit).
+        let mut entries = request.entries.into_iter().skip(skip).peekable();
+        let mut truncated = false;
+        while let Some(entry) = entries.peek() {
             match self.log.term_at(entry.index) {
-                Some(term) if term == entry.term => continue,
-                Some(_) => {
-                    if entry.index <= self.commit {
-                        // A leader contradicting a committed entry breaks Leader Completeness.
-                        return self.dropped(from, DropReason::Malformed);
-                    }
-                    self.truncate_log(entry.index);
-                    membership_touched = true;
+                Some(term) if term == entry.term => {
+                    entries.next();
                 }
-                None => {}
+                Some(_) if entry.index <= self.commit => {
+                    // A leader contradicting a committed entry breaks Leader Completeness.
+                    return self.dropped(from, DropReason::Malformed);
+                }
+                Some(_) => {
+                    let index = entry.index;
+                    self.truncate_log(index);
+                    truncated = true;
+                    break;
+                }
+                None => break,
             }
-            membership_touched |= matches!(entry.payload, Payload::Membership(_));
-            self.log.append(entry);
         }
+        let before = self.log.last_index();
+        self.log.extend(entries);
+        let appended = self.log.slice(before + 1, self.log.last_index());
+        let membership_touched =
+            truncated || appended.iter().any(|e| matches!(e.payload, Payload::Membership(_)));
         if membership_touched {
             self.refresh_membership();
         }

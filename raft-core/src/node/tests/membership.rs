@@ -197,3 +197,16 @@ fn change_committed_under_partition_survives_healing() {
     net.advance(1_000);
     assert_eq!(*net.node(5).membership(), Membership::new([1, 2, 3, 5]));
 }
+
+#[test]
+fn truncating_an_uncommitted_configuration_restores_the_previous_one() {
+    let mut node = follower_with_log(&[1], 1);
+    let added = Membership::new([1, 2, 3, 4]);
+    let config = Entry { term: 1, index: 2, payload: Payload::Membership(added.clone().into()) };
+    node.step(message(2, append(1, LogId::new(1, 1), vec![config, entry(1, 3)], 1)));
+    assert_eq!(*node.membership(), added, "in force once appended");
+    // A new leader replaces entries 2 and 3 with entries of its own, none a configuration.
+    node.step(message(3, append(2, LogId::new(1, 1), vec![entry(2, 2), entry(2, 3), entry(2, 4)], 1)));
+    assert_eq!(node.last_log_id(), LogId::new(2, 4));
+    assert_eq!(*node.membership(), Membership::new([1, 2, 3]), "back to the bootstrap configuration");
+}
