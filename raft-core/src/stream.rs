@@ -7,13 +7,14 @@
 //! adapter merges into the input (an interval timer from tokio, embassy, or a simulator).
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 use core::fmt;
 use core::pin::Pin;
 
 use core::task::Poll;
 use futures_core::stream::{FusedStream, Stream};
 use futures_util::future::poll_fn;
+use futures_util::future::Either;
 use futures_util::StreamExt;
 
 use crate::config::{Config, ConfigError};
@@ -102,22 +103,28 @@ where
     St: Stream<Item = Incoming>,
     S: PersistentState,
 {
-    let driver = Driver {
+    let driver = Box::new(Driver {
         incoming: Box::pin(incoming),
         state,
         node_id,
         config: Some(config),
         node: None,
-        out: VecDeque::new(),
+        out: Vec::new(),
         input_done: false,
         finished: false,
-    };
-    // Boxed once per node so the stream is `Unpin`: callers can `.next().await` it directly.
-    Box::pin(futures_util::stream::unfold(driver, |mut driver| async move {
-        let item = driver.next_output().await?;
-        Some((item, driver))
-    }))
-    .fuse()
+    });
+    // The driver yields what each turn produced as one batch, which is flattened here: every
+    // item is then a pop from a buffer, and the (boxed) driver moves once per batch only.
+    let batches = futures_util::stream::unfold(driver, |mut driver| async move {
+        let batch = driver.next_batch().await?;
+        Some((batch, driver))
+    });
+    Box::pin(batches)
+        .flat_map(|batch| match batch {
+            Ok(outputs) => Either::Left(futures_util::stream::iter(outputs.into_iter().map(Ok))),
+            Err(error) => Either::Right(futures_util::stream::once(core::future::ready(Err(error)))),
+        })
+        .fuse()
 }
 
 struct Driver<St, S> {
@@ -126,7 +133,7 @@ struct Driver<St, S> {
     node_id: NodeId,
     config: Option<Config>,
     node: Option<Node>,
-    out: VecDeque<Outgoing>,
+    out: Vec<Outgoing>,
     input_done: bool,
     finished: bool,
 }
@@ -136,15 +143,12 @@ where
     St: Stream<Item = Incoming>,
     S: PersistentState,
 {
-    async fn next_output(&mut self) -> Option<Result<Outgoing, Error<S::Error>>> {
-        loop {
-            if let Some(output) = self.out.pop_front() {
-                return Some(Ok(output));
-            }
-            if self.finished {
-                return None;
-            }
+    /// Runs turns until one produces output; `None` once the input has ended and all work is
+    /// done, or after an error has been yielded.
+    async fn next_batch(&mut self) -> Option<Result<Vec<Outgoing>, Error<S::Error>>> {
+        while !self.finished {
             match self.turn().await {
+                Ok(true) if !self.out.is_empty() => return Some(Ok(core::mem::take(&mut self.out))),
                 Ok(true) => {}
                 Ok(false) => self.finished = true,
                 Err(error) => {
@@ -153,6 +157,7 @@ where
                 }
             }
         }
+        None
     }
 
     /// One turn of the loop. Returns false once the input has ended and all work is done.
@@ -207,7 +212,7 @@ where
 async fn execute<S: PersistentState>(
     ready: Ready<'_>,
     state: &mut S,
-    out: &mut VecDeque<Outgoing>,
+    out: &mut Vec<Outgoing>,
 ) -> Result<Option<SnapshotMeta>, Error<S::Error>> {
     if let Some(hard_state) = ready.hard_state {
         state.save_hard_state(hard_state).await.map_err(Error::Storage)?;
@@ -224,12 +229,12 @@ async fn execute<S: PersistentState>(
         let response = state.apply(entry).await.map_err(Error::Storage)?;
         if let Some((index, id)) = proposals.next_if(|&(index, _)| index == entry.index) {
             let result = Ok(Applied { index, response });
-            out.push_back(Outgoing::Event(Event::Proposal { id, result }));
+            out.push(Outgoing::Event(Event::Proposal { id, result }));
         }
     }
     for read in ready.reads {
         let answer = state.query(&read.query).await.map_err(Error::Storage)?;
-        out.push_back(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) }));
+        out.push(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) }));
     }
     out.extend(ready.events.into_iter().map(Outgoing::Event));
     Ok(ready.take_snapshot)
