@@ -66,7 +66,10 @@ fn measure(entries: u64, work: impl FnOnce()) -> Figure {
     let start = Instant::now();
     work();
     let seconds = start.elapsed().as_secs_f64();
-    Figure { per_second: entries as f64 / seconds, bytes_per_entry: (ALLOCATED.load(Relaxed) - allocated) / entries }
+    Figure {
+        per_second: entries as f64 / seconds,
+        bytes_per_entry: (ALLOCATED.load(Relaxed) - allocated) / entries,
+    }
 }
 
 fn median(mut figures: Vec<Figure>) -> Figure {
@@ -76,7 +79,9 @@ fn median(mut figures: Vec<Figure>) -> Figure {
 
 mod ours {
     use super::*;
-    use raft_core::{Bytes, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role, Snapshot};
+    use raft_core::{
+        Bytes, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role, Snapshot,
+    };
 
     struct Cluster {
         nodes: Vec<Node>,
@@ -91,8 +96,14 @@ mod ours {
             let nodes = NODES
                 .iter()
                 .map(|&id| {
-                    let initial = InitialState { bootstrap: Membership::new(NODES), ..InitialState::default() };
-                    let config = Config { seed: id, max_inflight: 256, snapshot_every: COMPACT_EVERY, ..Config::default() };
+                    let initial =
+                        InitialState { bootstrap: Membership::new(NODES), ..InitialState::default() };
+                    let config = Config {
+                        seed: id,
+                        max_inflight: 256,
+                        snapshot_every: COMPACT_EVERY,
+                        ..Config::default()
+                    };
                     let mut node = Node::new(id, config, initial).expect("valid configuration");
                     node.step(Incoming::Tick(raft_core::Instant(0)));
                     node
@@ -117,7 +128,9 @@ mod ours {
                     }
                     stored.extend_from_slice(ready.entries);
                     self.wire.extend(ready.messages.into_iter().map(|(to, m)| (NODES[i], to, m)));
-                    self.applied[i] += ready.apply.iter().filter(|e| matches!(e.payload, Payload::Command(_))).count() as u64;
+                    self.applied[i] +=
+                        ready.apply.iter().filter(|e| matches!(e.payload, Payload::Command(_))).count()
+                            as u64;
                     if let Some(meta) = ready.take_snapshot {
                         let through = meta.last.index;
                         node.snapshot_taken(Snapshot { meta, data: Bytes::new() });

@@ -62,7 +62,9 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 fn main() {
     println!("Election after a leader crash: 5 voters, 150-300 ms timeout, 75 ms heartbeat, 5-15 ms links,");
     println!("{TRIALS} simulated trials per row (deterministic: seeds 0..{TRIALS}).\n");
-    println!("| protocol | p50 downtime | p99 downtime | max downtime | trials with a split vote | split votes |");
+    println!(
+        "| protocol | p50 downtime | p99 downtime | max downtime | trials with a split vote | split votes |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for (name, pre_vote) in [("pre-vote (default)", true), ("no pre-vote (as in the paper)", false)] {
         let trials: Vec<Trial> = (0..TRIALS).map(|seed| trial(seed, pre_vote)).collect();
