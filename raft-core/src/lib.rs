@@ -38,6 +38,11 @@
 
 extern crate alloc;
 
+/// The workspace README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod config;
 mod event;
 mod log;
