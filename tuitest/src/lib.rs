@@ -1,1 +1,43 @@
-//! tuitest: placeholder until its issue lands.
+//! # tuitest
+//!
+//! An interactive REPL on a simulated [`raft_core`] cluster: a person explores how the
+//! cluster behaves under partitions, crashes and membership changes, and turns what they
+//! found into a test.
+//!
+//! * The cluster is testkit's [`Simulator`](testkit::Simulator), in virtual time: time passes
+//!   only when a command lets it (`tick`, `run 500ms`, a request waiting for its outcome), or
+//!   with `auto on`, as the wall clock does.
+//! * Commands: the original REPL's (`addnode`, `removenode`, `connect`, `disconnect`,
+//!   `pushpayload`, `diagnostics`, `queuelen`, `clearqueue`, `help`), more of its own
+//!   (`partition 1,2 | 3`, `crash`, `put`, `get`, `drop 10%` …), and all of testkit's scenario
+//!   language ([`testkit::Command`]). Each maps onto testkit commands, which a [`Shell`]
+//!   runs on a [`testkit::Session`] and records.
+//! * After each command, role, term and leader changes are printed as events; `status` shows
+//!   the cluster at a glance.
+//! * `save FILE.rs` writes the recording as a `seq_test!` test that replays the session
+//!   exactly and asserts where it ended.
+//!
+//! `cargo run -p tuitest` starts it; see the crate README for a walkthrough.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod batch;
+mod catalog;
+mod cluster_line;
+mod helper;
+mod input;
+mod log_view;
+mod observer;
+mod pacer;
+mod recording;
+mod repl;
+mod scenario;
+mod shell;
+mod style;
+mod suggest;
+mod table;
+
+pub use batch::run_lines;
+pub use repl::run_interactive;
+pub use shell::{Reply, Settings, Shell};
+pub use style::Style;
