@@ -46,6 +46,7 @@ struct ReadmeDoctests;
 mod config;
 mod event;
 mod log;
+mod machine;
 mod membership;
 mod message;
 mod node;
@@ -65,6 +66,7 @@ pub use event::{
     Applied, Diagnostics, DropReason, Event, Incoming, InvalidChange, MembershipChange, MembershipError,
     Outgoing, PeerDiagnostics, ProposeError, ReadError, ReplicationState, Role, TransferError,
 };
+pub use machine::{AppliedState, RestoreError, StateMachine};
 pub use membership::Membership;
 pub use message::{
     AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, RequestVote, SnapshotResponse,
@@ -73,7 +75,7 @@ pub use message::{
 pub use node::Node;
 pub use node_set::NodeSet;
 pub use ready::{Ready, ReadyRead};
-pub use state::{InitialState, MemState, MemStateError, PersistentState, RestoreError, StateMachine};
+pub use state::{InitialState, MemState, MemStateError, PersistentState};
 pub use stream::{raft_events, Error, RaftStreamExt};
 pub use types::{
     Entry, HardState, Index, Instant, LogId, NodeId, Payload, RequestId, Snapshot, SnapshotMeta, Term,

@@ -1,14 +1,14 @@
-//! Durable state: the [`PersistentState`] trait the stream driver calls, the [`StateMachine`]
-//! trait applications implement, and [`MemState`], an in-memory store for tests and examples.
+//! Durable state: the [`PersistentState`] trait the stream driver calls, and [`MemState`], an
+//! in-memory store for tests and examples.
 
-use alloc::string::String;
 use alloc::vec::Vec;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use core::fmt;
 use core::future::Future;
 
+use crate::machine::{AppliedState, RestoreError, StateMachine};
 use crate::membership::Membership;
-use crate::types::{Entry, HardState, Index, Payload, Snapshot, SnapshotMeta};
+use crate::types::{Entry, HardState, Index, Snapshot, SnapshotMeta};
 
 /// Everything a node needs from storage to start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,69 +72,6 @@ pub trait PersistentState {
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
-/// A deterministic application state machine (used by [`MemState`] and the adapters' stores).
-pub trait StateMachine {
-    /// Applies a committed command and returns the response for its proposer.
-    fn apply(&mut self, index: Index, command: &[u8]) -> Bytes;
-    /// Answers a read-only query.
-    fn query(&self, query: &[u8]) -> Bytes;
-    /// Serializes the whole state.
-    fn snapshot(&self) -> Bytes;
-    /// Replaces the state with a serialized one.
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
-}
-
-/// A snapshot that a state machine could not decode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RestoreError(pub String);
-
-impl fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot restore the state machine from the snapshot: {}", self.0)
-    }
-}
-
-impl core::error::Error for RestoreError {}
-
-/// Records every applied command. Query: an 8-byte little-endian position; answer: the command
-/// applied at that position (empty if none). Handy in tests.
-impl StateMachine for Vec<Bytes> {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
-        self.push(Bytes::copy_from_slice(command));
-        Bytes::new()
-    }
-
-    fn query(&self, query: &[u8]) -> Bytes {
-        let position = <[u8; 8]>::try_from(query).map(u64::from_le_bytes).unwrap_or(u64::MAX);
-        usize::try_from(position).ok().and_then(|p| self.get(p).cloned()).unwrap_or_default()
-    }
-
-    fn snapshot(&self) -> Bytes {
-        let mut out = BytesMut::new();
-        for command in self {
-            out.put_u32_le(command.len() as u32);
-            out.put_slice(command);
-        }
-        out.freeze()
-    }
-
-    fn restore(&mut self, mut snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.clear();
-        while snapshot.has_remaining() {
-            if snapshot.remaining() < 4 {
-                return Err(RestoreError("truncated length prefix".into()));
-            }
-            let len = snapshot.get_u32_le() as usize;
-            if snapshot.remaining() < len {
-                return Err(RestoreError("truncated command".into()));
-            }
-            self.push(Bytes::copy_from_slice(&snapshot[..len]));
-            snapshot.advance(len);
-        }
-        Ok(())
-    }
-}
-
 /// An in-memory [`PersistentState`]: "durable" means "stored in this value". Clone it, or call
 /// [`MemState::reboot`], to model what survives a crash.
 ///
@@ -149,8 +86,7 @@ pub struct MemState<M> {
     hard_state: HardState,
     snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
-    machine: M,
-    applied: Index,
+    state: AppliedState<M>,
     bootstrap: Membership,
 }
 
@@ -190,8 +126,7 @@ impl<M: StateMachine + Default> MemState<M> {
             hard_state: HardState::default(),
             snapshot: None,
             entries: Vec::new(),
-            machine: M::default(),
-            applied: 0,
+            state: AppliedState::new(M::default()),
             bootstrap,
         }
     }
@@ -199,34 +134,33 @@ impl<M: StateMachine + Default> MemState<M> {
     /// What survives a crash: term, vote, log and snapshot. The state machine is rebuilt from
     /// the snapshot; later entries are applied again as the node learns they are committed.
     pub fn reboot(&self) -> Result<Self, MemStateError> {
-        let mut machine = M::default();
-        let mut applied = 0;
+        let mut state = AppliedState::new(M::default());
         if let Some(snapshot) = &self.snapshot {
-            machine.restore(&snapshot.data).map_err(MemStateError::Restore)?;
-            applied = snapshot.meta.last.index;
+            state.restore(snapshot).map_err(MemStateError::Restore)?;
         }
         Ok(MemState {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
-            machine,
-            applied,
+            state,
             bootstrap: self.bootstrap.clone(),
         })
     }
 }
 
-impl<M> MemState<M> {
+impl<M: StateMachine> MemState<M> {
     /// The application state machine.
     pub fn machine(&self) -> &M {
-        &self.machine
+        self.state.machine()
     }
 
     /// The last applied index.
     pub fn applied_index(&self) -> Index {
-        self.applied
+        self.state.applied_index()
     }
+}
 
+impl<M> MemState<M> {
     /// The stored term and vote.
     pub fn hard_state(&self) -> HardState {
         self.hard_state
@@ -260,7 +194,7 @@ impl<M: StateMachine> PersistentState for MemState<M> {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
-            applied: self.applied,
+            applied: self.state.applied_index(),
             bootstrap: self.bootstrap.clone(),
         })
     }
@@ -290,28 +224,23 @@ impl<M: StateMachine> PersistentState for MemState<M> {
     }
 
     async fn apply(&mut self, entry: &Entry) -> Result<Bytes, MemStateError> {
-        self.applied = entry.index;
-        Ok(match &entry.payload {
-            Payload::Command(command) => self.machine.apply(entry.index, command),
-            Payload::Noop | Payload::Membership(_) => Bytes::new(),
-        })
+        Ok(self.state.apply(entry))
     }
 
     async fn query(&mut self, query: &[u8]) -> Result<Bytes, MemStateError> {
-        Ok(self.machine.query(query))
+        Ok(self.state.query(query))
     }
 
     async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, MemStateError> {
-        let snapshot = Snapshot { data: self.machine.snapshot(), meta };
+        let snapshot = self.state.snapshot(meta);
         self.discard_through(snapshot.meta.last.index);
         self.snapshot = Some(snapshot.clone());
         Ok(snapshot)
     }
 
     async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), MemStateError> {
-        self.machine.restore(&snapshot.data).map_err(MemStateError::Restore)?;
+        self.state.restore(snapshot).map_err(MemStateError::Restore)?;
         let last = snapshot.meta.last;
-        self.applied = last.index;
         if self.entries.iter().any(|e| e.id() == last) {
             self.discard_through(last.index);
         } else {
@@ -325,7 +254,7 @@ impl<M: StateMachine> PersistentState for MemState<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::LogId;
+    use crate::types::{LogId, Payload};
     use futures::executor::block_on;
 
     fn entry(term: u64, index: Index) -> Entry {
@@ -351,17 +280,5 @@ mod tests {
             block_on(state.write_log(None, &[entry(3, 6)])),
             Err(MemStateError::Gap { expected: 5, got: 6 })
         );
-    }
-
-    #[test]
-    fn the_recording_machine_round_trips_through_its_snapshot() {
-        let mut machine: Vec<Bytes> = Vec::new();
-        machine.apply(1, b"one");
-        machine.apply(2, b"two");
-        let mut restored: Vec<Bytes> = Vec::new();
-        restored.restore(&machine.snapshot()).unwrap();
-        assert_eq!(restored, machine);
-        assert_eq!(restored.query(&1u64.to_le_bytes()), Bytes::from_static(b"two"));
-        assert!(restored.restore(&[1, 0, 0]).is_err(), "a truncated snapshot is an error");
     }
 }

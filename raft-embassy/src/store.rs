@@ -16,7 +16,7 @@ use core::fmt;
 
 use heapless::Deque;
 use raft_core::{
-    Bytes, Entry, HardState, Index, InitialState, Membership, Payload, PersistentState, RestoreError,
+    AppliedState, Bytes, Entry, HardState, Index, InitialState, Membership, PersistentState, RestoreError,
     Snapshot, SnapshotMeta, StateMachine,
 };
 
@@ -44,8 +44,7 @@ pub struct RamState<M, const N: usize> {
     snapshot: Option<Snapshot>,
     /// Invariant: consecutive indexes, the first one right after the snapshot's last index.
     log: Deque<Entry, N>,
-    machine: M,
-    applied: Index,
+    state: AppliedState<M>,
     bootstrap: Membership,
 }
 
@@ -88,7 +87,7 @@ impl fmt::Display for RamStateError {
 
 impl core::error::Error for RamStateError {}
 
-impl<M: Default, const N: usize> RamState<M, N> {
+impl<M: StateMachine + Default, const N: usize> RamState<M, N> {
     /// An empty store for a node whose initial configuration is `bootstrap` (empty for a node
     /// that waits to be added to an existing cluster).
     pub fn new(bootstrap: Membership) -> Self {
@@ -96,24 +95,25 @@ impl<M: Default, const N: usize> RamState<M, N> {
             hard_state: HardState::default(),
             snapshot: None,
             log: Deque::new(),
-            machine: M::default(),
-            applied: 0,
+            state: AppliedState::new(M::default()),
             bootstrap,
         }
     }
 }
 
-impl<M, const N: usize> RamState<M, N> {
+impl<M: StateMachine, const N: usize> RamState<M, N> {
     /// The application state machine.
     pub fn machine(&self) -> &M {
-        &self.machine
+        self.state.machine()
     }
 
     /// The last applied index.
     pub fn applied_index(&self) -> Index {
-        self.applied
+        self.state.applied_index()
     }
+}
 
+impl<M, const N: usize> RamState<M, N> {
     /// The stored term and vote.
     pub fn hard_state(&self) -> HardState {
         self.hard_state
@@ -150,7 +150,7 @@ impl<M: StateMachine, const N: usize> PersistentState for RamState<M, N> {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.log.iter().cloned().collect::<Vec<_>>(),
-            applied: self.applied,
+            applied: self.state.applied_index(),
             bootstrap: self.bootstrap.clone(),
         })
     }
@@ -189,28 +189,29 @@ impl<M: StateMachine, const N: usize> PersistentState for RamState<M, N> {
     }
 
     async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RamStateError> {
-        self.applied = entry.index;
-        Ok(match &entry.payload {
-            Payload::Command(command) => self.machine.apply(entry.index, command),
-            Payload::Noop | Payload::Membership(_) => Bytes::new(),
-        })
+        Ok(self.state.apply(entry))
     }
 
     async fn query(&mut self, query: &[u8]) -> Result<Bytes, RamStateError> {
-        Ok(self.machine.query(query))
+        Ok(self.state.query(query))
     }
 
     async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, RamStateError> {
-        let snapshot = Snapshot { data: self.machine.snapshot(), meta };
+        let snapshot = self.state.snapshot(meta);
         self.discard_through(snapshot.meta.last.index);
         self.snapshot = Some(snapshot.clone());
         Ok(snapshot)
     }
 
     async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RamStateError> {
-        self.machine.restore(&snapshot.data).map_err(RamStateError::Restore)?;
-        self.applied = snapshot.meta.last.index;
-        self.discard_through(snapshot.meta.last.index);
+        self.state.restore(snapshot).map_err(RamStateError::Restore)?;
+        // Raft §7: keep only a log that continues the snapshot, in the same step.
+        let last = snapshot.meta.last;
+        if self.log.iter().any(|e| e.id() == last) {
+            self.discard_through(last.index);
+        } else {
+            self.log.clear();
+        }
         self.snapshot = Some(snapshot.clone());
         Ok(())
     }
@@ -220,7 +221,7 @@ impl<M: StateMachine, const N: usize> PersistentState for RamState<M, N> {
 mod tests {
     use super::*;
     use futures::executor::block_on;
-    use raft_core::{LogId, Term};
+    use raft_core::{LogId, Payload, Term};
 
     type Store = RamState<Vec<Bytes>, 4>;
 
@@ -306,6 +307,15 @@ mod tests {
         assert_eq!(follower.machine(), leader.machine());
         block_on(follower.write_log(None, &[entry(1, 3)])).unwrap();
         assert_eq!(indexes(&follower), [3]);
+    }
+
+    #[test]
+    fn installing_a_snapshot_the_log_contradicts_discards_the_whole_log() {
+        // Raft §7: entries 2 and 3 of term 1 follow a history the snapshot (2@2) replaced.
+        let mut store = store_with(&[entry(1, 1), entry(1, 2), entry(1, 3)]);
+        let meta = SnapshotMeta { last: LogId::new(2, 2), membership: Membership::new([1]) };
+        block_on(store.install_snapshot(&Snapshot { meta, data: Bytes::new() })).unwrap();
+        assert_eq!(store.log_len(), 0, "no conflicting suffix survives behind the snapshot");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use raft_core::{
-    Bytes, Entry, HardState, Index, InitialState, LogId, Membership, Payload, PersistentState, Snapshot,
+    AppliedState, Bytes, Entry, HardState, Index, InitialState, LogId, Membership, PersistentState, Snapshot,
     SnapshotMeta, StateMachine,
 };
 
@@ -84,7 +84,7 @@ impl Default for StorageOptions {
 /// ```
 pub struct FileState<M> {
     disk: Arc<Mutex<Disk>>,
-    machine: Arc<Mutex<Machine<M>>>,
+    machine: Arc<Mutex<AppliedState<M>>>,
     /// Entries read while opening, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
 }
@@ -97,12 +97,6 @@ struct Disk {
     snapshot: Option<Snapshot>,
     bootstrap: Membership,
     log: SegmentLog,
-}
-
-/// The application state machine and how far it has applied the log.
-struct Machine<M> {
-    state: M,
-    applied: Index,
 }
 
 impl<M: StateMachine> FileState<M> {
@@ -120,7 +114,7 @@ impl<M: StateMachine> FileState<M> {
     pub fn open(
         dir: impl AsRef<Path>,
         bootstrap: Membership,
-        mut machine: M,
+        machine: M,
         options: StorageOptions,
     ) -> Result<Self, StorageError> {
         let dir = dir.as_ref();
@@ -131,8 +125,9 @@ impl<M: StateMachine> FileState<M> {
         let hard_state: HardState = read(&dir.join(HARD_STATE_FILE), HARD_STATE_MAGIC)?.unwrap_or_default();
         let snapshot: Option<Snapshot> = read(&dir.join(SNAPSHOT_FILE), SNAPSHOT_MAGIC)?;
         let snapshot_id = snapshot.as_ref().map_or(LogId::default(), |s| s.meta.last);
+        let mut machine = AppliedState::new(machine);
         if let Some(snapshot) = &snapshot {
-            machine.restore(&snapshot.data)?;
+            machine.restore(snapshot)?;
         }
         let (log, entries) = SegmentLog::open(&dir.join(LOG_DIR), snapshot_id, sync, options.segment_bytes)?;
         tracing::info!(
@@ -142,7 +137,7 @@ impl<M: StateMachine> FileState<M> {
         let disk = Disk { dir: dir.to_path_buf(), sync, hard_state, snapshot, bootstrap, log };
         Ok(FileState {
             disk: Arc::new(Mutex::new(disk)),
-            machine: Arc::new(Mutex::new(Machine { state: machine, applied: snapshot_id.index })),
+            machine: Arc::new(Mutex::new(machine)),
             recovered: Some(entries),
         })
     }
@@ -171,7 +166,7 @@ impl<M> FileState<M> {
 
 /// Reads a [`FileState`]'s state machine from outside the node. Cheap to clone.
 pub struct StateReader<M> {
-    machine: Arc<Mutex<Machine<M>>>,
+    machine: Arc<Mutex<AppliedState<M>>>,
 }
 
 impl<M> Clone for StateReader<M> {
@@ -184,19 +179,17 @@ impl<M: StateMachine> StateReader<M> {
     /// Answers `query` from the state machine as it is now: possibly stale, never blocked by
     /// disk I/O.
     pub fn query(&self, query: &[u8]) -> Result<Bytes, StorageError> {
-        Ok(lock(&self.machine)?.state.query(query))
+        Ok(lock(&self.machine)?.query(query))
     }
-}
 
-impl<M> StateReader<M> {
     /// The index of the last entry applied to the state machine.
     pub fn applied_index(&self) -> Result<Index, StorageError> {
-        Ok(lock(&self.machine)?.applied)
+        Ok(lock(&self.machine)?.applied_index())
     }
 
     /// Runs `f` on the state machine.
     pub fn with<T>(&self, f: impl FnOnce(&M) -> T) -> Result<T, StorageError> {
-        Ok(f(&lock(&self.machine)?.state))
+        Ok(f(lock(&self.machine)?.machine()))
     }
 }
 
@@ -208,7 +201,7 @@ where
 
     async fn load(&mut self) -> Result<InitialState, StorageError> {
         let recovered = self.recovered.take();
-        let applied = lock(&self.machine)?.applied;
+        let applied = lock(&self.machine)?.applied_index();
         self.on_disk(move |disk| {
             let snapshot_index = disk.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
             let entries = match recovered {
@@ -255,23 +248,17 @@ where
     }
 
     async fn apply(&mut self, entry: &Entry) -> Result<Bytes, StorageError> {
-        let mut machine = lock(&self.machine)?;
-        machine.applied = entry.index;
-        Ok(match &entry.payload {
-            Payload::Command(command) => machine.state.apply(entry.index, command),
-            Payload::Noop | Payload::Membership(_) => Bytes::new(),
-        })
+        Ok(lock(&self.machine)?.apply(entry))
     }
 
     async fn query(&mut self, query: &[u8]) -> Result<Bytes, StorageError> {
-        Ok(lock(&self.machine)?.state.query(query))
+        Ok(lock(&self.machine)?.query(query))
     }
 
     async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, StorageError> {
         let machine = Arc::clone(&self.machine);
         self.on_disk(move |disk| {
-            let data = lock(&machine)?.state.snapshot();
-            let snapshot = Snapshot { meta, data };
+            let snapshot = lock(&machine)?.snapshot(meta);
             disk.store_snapshot(&snapshot)?;
             disk.log.discard_through(snapshot.meta.last.index)?;
             tracing::info!(
@@ -290,11 +277,7 @@ where
         let machine = Arc::clone(&self.machine);
         self.on_disk(move |disk| {
             let last = snapshot.meta.last;
-            {
-                let mut machine = lock(&machine)?;
-                machine.state.restore(&snapshot.data)?;
-                machine.applied = last.index;
-            }
+            lock(&machine)?.restore(&snapshot)?;
             disk.store_snapshot(&snapshot)?;
             // Raft §7: keep the log after the snapshot only if it contains the snapshot's
             // last entry; otherwise it is discarded entirely.
