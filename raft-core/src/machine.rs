@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::types::{Entry, Index, Payload, Snapshot, SnapshotMeta};
 
-/// A deterministic application state machine (used by [`MemState`] and the adapters' stores).
+/// A deterministic application state machine (used by [`MemState`](crate::MemState) and the adapters' stores).
 pub trait StateMachine {
     /// Applies a committed command and returns the response for its proposer.
     fn apply(&mut self, index: Index, command: &[u8]) -> Bytes;
