@@ -32,7 +32,7 @@
 //! let events: Vec<_> = block_on(stream::iter(ticks).into_raft_events(1, state).collect());
 //! assert!(events.iter().all(|e| e.is_ok()));
 //! ```
-#![cfg_attr(not(test), no_std)]
+#![no_std]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

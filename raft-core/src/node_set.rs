@@ -146,6 +146,7 @@ impl<'a> IntoIterator for &'a NodeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn stays_sorted_and_unique_whatever_the_input() {
