@@ -1,6 +1,6 @@
 //! Election benchmark: how long a cluster is without a leader after its leader crashes.
 //!
-//! The method of the Raft paper's §9.3: five servers, a 150–300 ms election timeout, the
+//! Modelled on the experiment of the Raft paper's §9.3: five servers, a 150–300 ms election timeout, the
 //! leader crashed at a uniformly random moment within its heartbeat interval (half the
 //! minimum election timeout), 1,000 trials. Here each trial is a seed of the deterministic
 //! simulator (links deliver in 5–15 ms), so the figures are exact and repeatable. A "split
