@@ -19,12 +19,16 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
 
 /// Adds embassy-time ticks to a stream of [`Incoming`] events.
 ///
-/// **Timer queue.** raft-core's driver batches inputs by polling the input stream with a no-op
-/// waker (`now_or_never`), and that poll reaches the ticker. embassy-time's default timer
-/// queue, integrated into embassy-executor, panics on a waker that is not an embassy task's.
-/// Build embassy-time with a queue that accepts any waker: enable one of its `generic-queue-*`
-/// features, or in your own time driver use
-/// `embassy_time_queue_utils::queue_generic::ConstGenericQueue`, as the firmware example does.
+/// **Timer queue.** Either of embassy-time's timer queues works when the node runs in an
+/// embassy task. The ticker registers the waker of whoever polls it, and raft-core's stream
+/// driver polls its input with the task's own context, batching included (since raft-core
+/// stopped using a no-op waker), so the timer sees an embassy task waker. The queue integrated
+/// into embassy-executor panics ("Found waker not created by the Embassy executor") only when
+/// the stream is polled from some other executor, such as `futures::executor::block_on` or a host
+/// test's `LocalPool`: there, build embassy-time with a `generic-queue-*` feature (as this
+/// crate's host tests do) or give your time driver
+/// `embassy_time_queue_utils::queue_generic::ConstGenericQueue` (as the firmware example does,
+/// because it is the simplest queue for a hand-written driver).
 ///
 /// ```
 /// use futures::stream;

@@ -1,9 +1,9 @@
 //! An embassy-time driver on the Cortex-M SysTick: a 1 kHz interrupt counts milliseconds and
 //! wakes the timers that are due (embassy-time is built with `tick-hz-1_000`).
 //!
-//! Its timer queue is the generic one, which accepts any waker: raft-core's driver polls the
-//! input stream, and so the tick timer, with a no-op waker when it batches inputs, which the
-//! executor-integrated queue rejects (see the README).
+//! Its timer queue is embassy-time-queue-utils' generic one, the simplest for a hand-written
+//! driver. The executor-integrated queue would work as well: raft-core's driver polls the
+//! input stream, and so the tick timer, with the node task's own waker (see `ticks.rs`).
 
 use core::cell::RefCell;
 use core::task::Waker;
@@ -18,7 +18,7 @@ use embassy_time_queue_utils::queue_generic::ConstGenericQueue;
 /// The mps2-an386 core clock (QEMU models the board's 25 MHz SYSCLK).
 const CORE_HZ: u32 = 25_000_000;
 
-/// Timers pending at once: one per task (wakers are deduplicated) plus the no-op one.
+/// Timers pending at once: at most one per task (wakers are deduplicated), with room to spare.
 type Queue = ConstGenericQueue<16>;
 
 struct SysTickDriver {
