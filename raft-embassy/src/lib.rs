@@ -48,12 +48,18 @@
 extern crate alloc;
 
 mod envelope;
+mod flash;
+mod flash_state;
 mod network;
 mod serial;
+#[cfg(test)]
+mod sim_flash;
 mod store;
 mod ticks;
 
 pub use envelope::{Envelope, FrameError};
+pub use flash::{FlashConfigError, FlashLog, FlashLogConfig, FlashLogError, Restored};
+pub use flash_state::{FlashState, FlashStateError};
 pub use network::{Inbox, LocalNetwork, NetworkStats, Undelivered};
 pub use serial::{FrameReader, FrameWriter, SerialError};
 pub use store::{RamState, RamStateError};
