@@ -79,6 +79,8 @@ const FORMAT_VERSION: u8 = 1;
 const SNAPSHOT_CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 /// Bytes of a snapshot chunk's key.
 const CHUNK_KEY_BYTES: usize = 4;
+/// What sequential-storage's `Corrupted` error becomes.
+const UNREPAIRED: &str = "sequential-storage found damage it could not repair";
 /// The smallest `max_item_bytes` accepted: the records (setup, snapshot) need some room.
 const MIN_ITEM_BYTES: usize = 64;
 
@@ -408,32 +410,17 @@ impl<F: NorFlash> FlashLog<F> {
     /// load of an empty range, records `bootstrap` (the initial voters, or an empty set for a
     /// node that waits to be added); later loads return the recorded one.
     pub async fn load(&mut self, bootstrap: &Membership) -> Result<Restored, FlashLogError<F::Error>> {
-        let mut setup: Option<Setup> = None;
-        let mut hard_state: Option<HardState> = None;
-        let mut cut: Option<Cut> = None;
-        let mut snapshot: Option<SnapshotRecord> = None;
-        let mut slots: Vec<Option<LogRecord>> = (0..self.capacity).map(|_| None).collect();
-        let mut any = false;
-        {
-            let buf = &mut self.buf;
-            let mut items = self.map.fetch_all_items(buf).await.map_err(read_error)?;
-            // Items come oldest first: the last value of a key is its current one.
-            while let Some((key, value)) = items.next::<&[u8]>(buf).await.map_err(read_error)? {
-                any = true;
-                match key {
-                    Slot::Setup => setup = Some(decode(value)?),
-                    Slot::HardState => hard_state = Some(decode(value)?),
-                    Slot::Cut => cut = Some(decode(value)?),
-                    Slot::Snapshot => snapshot = Some(decode(value)?),
-                    Slot::Entry(slot) => {
-                        if let Some(place) = slots.get_mut(slot as usize) {
-                            *place = Some(decode(value)?);
-                        }
-                    }
-                    Slot::Chunk { .. } => {}
-                }
+        let scan = match self.scan().await {
+            // sequential-storage 8.0.2's `fetch_all_items` does not run its own repair when it
+            // meets an interrupted page erase (a `?` inside its repair macro returns early);
+            // `fetch_item` does, so have it repair and scan again.
+            Err(FlashLogError::Corrupt(UNREPAIRED)) => {
+                self.map.fetch_item::<&[u8]>(&mut self.buf, &Slot::Setup).await.map_err(read_error)?;
+                self.scan().await
             }
-        }
+            other => other,
+        }?;
+        let Scan { setup, hard_state, cut, snapshot, mut slots, any } = scan;
         let bootstrap = match setup {
             Some(setup) if setup.version != FORMAT_VERSION => {
                 return Err(FlashLogError::Corrupt("the range holds another format version"))
@@ -492,6 +479,37 @@ impl<F: NorFlash> FlashLog<F> {
         self.last = first - 1 + entries.len() as Index;
         self.loaded = true;
         Ok(Restored { hard_state: self.hard_state, snapshot: restored_snapshot, entries, bootstrap })
+    }
+
+    /// Reads every item once; the last value of each key is its current one.
+    async fn scan(&mut self) -> Result<Scan, FlashLogError<F::Error>> {
+        let mut scan = Scan {
+            setup: None,
+            hard_state: None,
+            cut: None,
+            snapshot: None,
+            slots: (0..self.capacity).map(|_| None).collect(),
+            any: false,
+        };
+        let buf = &mut self.buf;
+        let mut items = self.map.fetch_all_items(buf).await.map_err(read_error)?;
+        // Items come oldest first.
+        while let Some((key, value)) = items.next::<&[u8]>(buf).await.map_err(read_error)? {
+            scan.any = true;
+            match key {
+                Slot::Setup => scan.setup = Some(decode(value)?),
+                Slot::HardState => scan.hard_state = Some(decode(value)?),
+                Slot::Cut => scan.cut = Some(decode(value)?),
+                Slot::Snapshot => scan.snapshot = Some(decode(value)?),
+                Slot::Entry(slot) => {
+                    if let Some(place) = scan.slots.get_mut(slot as usize) {
+                        *place = Some(decode(value)?);
+                    }
+                }
+                Slot::Chunk { .. } => {}
+            }
+        }
+        Ok(scan)
     }
 
     /// Durably records the term and vote (one item: a power cut leaves the old or the new pair).
@@ -789,6 +807,18 @@ impl Key for Slot {
     }
 }
 
+/// What one pass over the flash found: the current value of each record.
+struct Scan {
+    setup: Option<Setup>,
+    hard_state: Option<HardState>,
+    cut: Option<Cut>,
+    snapshot: Option<SnapshotRecord>,
+    /// The entry slots' current values.
+    slots: Vec<Option<LogRecord>>,
+    /// Whether the range held any item.
+    any: bool,
+}
+
 /// Written once, on the first load of an empty range.
 #[derive(Debug, Serialize, Deserialize)]
 struct Setup {
@@ -862,9 +892,7 @@ fn read_error<E>(error: sequential_storage::Error<E>) -> FlashLogError<E> {
         sequential_storage::Error::SerializationError(_) => {
             FlashLogError::Corrupt("an item's key does not decode")
         }
-        sequential_storage::Error::Corrupted { .. } => {
-            FlashLogError::Corrupt("sequential-storage found damage it could not repair")
-        }
+        sequential_storage::Error::Corrupted { .. } => FlashLogError::Corrupt(UNREPAIRED),
         _ => FlashLogError::Corrupt("sequential-storage reported an internal error"),
     }
 }

@@ -27,6 +27,37 @@ pub struct Chip {
     pub torn: bool,
     /// Words programmed that were not erased first (sequential-storage never should).
     pub rewrites: u64,
+    /// The last program or erase: (erase?, start, length).
+    pub last_op: (bool, usize, usize),
+    /// Every program and erase, in order, when recording.
+    pub recording: Option<Vec<Op>>,
+}
+
+/// A program or erase operation, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Bytes programmed from an address.
+    Write(usize, Vec<u8>),
+    /// Bytes erased from an address.
+    Erase(usize, usize),
+}
+
+impl Op {
+    /// Bytes of work.
+    pub fn len(&self) -> usize {
+        match self {
+            Op::Write(_, data) => data.len(),
+            Op::Erase(_, len) => *len,
+        }
+    }
+
+    /// Does the `i`th byte of the operation to `bytes`; `torn`: only half of it.
+    pub fn apply_byte(&self, bytes: &mut [u8], i: usize, torn: bool) {
+        match self {
+            Op::Write(at, data) => bytes[at + i] &= if torn { data[i] | 0xf0 } else { data[i] },
+            Op::Erase(at, _) => bytes[at + i] |= if torn { 0x0f } else { 0xff },
+        }
+    }
 }
 
 /// A NOR flash of `bytes.len()` bytes in 256-byte erase pages and 4-byte words.
@@ -67,7 +98,16 @@ impl SimFlash {
             dead: false,
             torn: false,
             rewrites: 0,
+            last_op: (false, 0, 0),
+            recording: None,
         })))
+    }
+
+    /// A chip holding `bytes`.
+    pub fn with_bytes(bytes: Vec<u8>) -> Self {
+        let flash = SimFlash::new(0);
+        flash.0.borrow_mut().bytes = bytes;
+        flash
     }
 
     /// Cuts the power once `bytes` more bytes have been programmed or erased.
@@ -148,6 +188,10 @@ impl NorFlash for SimFlash {
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
         let chip = &mut *self.0.borrow_mut();
         let start = Self::check(chip, from, to.saturating_sub(from) as usize, Self::PAGE)?;
+        chip.last_op = (true, start, (to - from) as usize);
+        if let Some(ops) = chip.recording.as_mut() {
+            ops.push(Op::Erase(start, (to - from) as usize));
+        }
         for at in start..to as usize {
             if !Self::spend(chip) {
                 if chip.torn {
@@ -163,6 +207,10 @@ impl NorFlash for SimFlash {
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SimError> {
         let chip = &mut *self.0.borrow_mut();
         let start = Self::check(chip, offset, data.len(), Self::WRITE_SIZE)?;
+        chip.last_op = (false, start, data.len());
+        if let Some(ops) = chip.recording.as_mut() {
+            ops.push(Op::Write(start, data.to_vec()));
+        }
         for word in chip.bytes[start..start + data.len()].chunks(Self::WRITE_SIZE) {
             if word.iter().any(|&b| b != 0xff) {
                 chip.rewrites += 1;
