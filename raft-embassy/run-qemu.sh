@@ -3,7 +3,8 @@
 #
 # Usage: raft-embassy/run-qemu.sh [--build-only]
 #
-# Passes only if the firmware exits 0 and prints its summary line. Installs what it needs
+# Passes only if the firmware exits 0 and prints its summary line, which must report the
+# power-cycled node's restart ("restored from flash at term T index I"). Installs what it needs
 # (the thumbv7em-none-eabihf target, Debian's qemu-system-arm) when missing. Prints the ELF's
 # path as "firmware: <path>" (the last line with --build-only).
 set -euo pipefail
@@ -48,3 +49,5 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 grep -q "$summary" "$log" || { echo "run-qemu.sh: no summary line in the firmware's output" >&2; exit 1; }
+grep "$summary" "$log" | grep -Eq 'restored from flash at term [0-9]+ index [0-9]+' ||
+    { echo "run-qemu.sh: the summary line does not report a restart from flash" >&2; exit 1; }

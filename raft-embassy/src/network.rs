@@ -164,6 +164,14 @@ impl<M: RawMutex, const NODES: usize, const DEPTH: usize> LocalNetwork<M, NODES,
         self.cut.lock(|cut| cut.set([0; NODES]));
     }
 
+    /// Drops the frames waiting in node `id`'s inbox (a node that restarts has lost them with
+    /// its RAM). Unknown ids are ignored.
+    pub fn clear_inbox(&self, id: NodeId) {
+        if let Ok(slot) = self.slot(id) {
+            self.inboxes[slot].clear();
+        }
+    }
+
     /// Frames delivered and dropped so far.
     pub fn stats(&self) -> NetworkStats {
         self.stats.lock(Cell::get)

@@ -1,7 +1,8 @@
 //! The demo scenario, shared by the firmware (`main.rs`) and the host test `tests/cluster.rs`.
 //!
-//! Three Raft nodes run as tasks of one embassy executor. Each keeps its log in a
-//! [`RamState`] with a 64-entry window and exchanges postcard frames with the others through a
+//! Three Raft nodes run as tasks of one embassy executor. Each keeps its term, vote, log
+//! (a 64-entry window) and snapshots in a [`FlashLog`] on its own RAM-backed [`RamFlash`], which
+//! survives the node's power cycles, and exchanges postcard frames with the others through a
 //! [`LocalNetwork`]. A controller task acts as client and operator:
 //!
 //! 1. waits until all three nodes follow one leader;
@@ -13,7 +14,11 @@
 //! 5. heals the network and waits until every node follows one leader, the orphaned proposal
 //!    has failed, and all logs and state machines are identical again. The old leader catches
 //!    up by log replication, replacing its orphaned entry, or, when the new leader committed
-//!    `snapshot_every` (32) commands or more meanwhile, by an InstallSnapshot.
+//!    `snapshot_every` (32) commands or more meanwhile, by an InstallSnapshot;
+//! 6. power-cycles the leader: its task and everything in its RAM are dropped, its inbox is
+//!    emptied and its links cut; the other two elect a leader and commit 10 more commands; then
+//!    the node boots again from its flash alone (it reports the term and log index it
+//!    restored), rejoins, and all three converge once more.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -27,19 +32,28 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{with_deadline, Duration, Instant, Timer};
+use embedded_storage_async::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use raft_core::{
     Bytes, Config, Diagnostics, Event, Incoming, Index, Membership, NodeId, Outgoing, ProposeError,
     RaftStreamExt, ReadError, RequestId, RestoreError, Role, StateMachine, Term,
 };
-use raft_embassy::{LocalNetwork, NetworkStats, RamState, TickExt, DEFAULT_TICK};
+use raft_embassy::{FlashLog, FlashLogConfig, FlashState, LocalNetwork, NetworkStats, TickExt, DEFAULT_TICK};
 
 type Cs = CriticalSectionRawMutex;
 
 /// The cluster.
 const NODES: [NodeId; 3] = [1, 2, 3];
-/// Log entries each node keeps in RAM; a snapshot compacts the log every half window.
+/// Log entries each node keeps on flash; a snapshot compacts the log every half window.
 pub const LOG_WINDOW: usize = 64;
+/// Each node's flash: 16 pages of 1 KiB, about six times what a full window and two snapshot
+/// generations take, so pages are not recycled on every append.
+pub const FLASH_BYTES: usize = 16 * 1024;
+/// A NOR erase page of the simulated flash.
+const FLASH_PAGE: usize = 1024;
+/// Commands committed while the power-cycled node is off.
+const WHILE_OFF: u64 = 10;
 /// Commands committed before the partition.
 const FIRST_BATCH: u64 = 100;
 /// Commands to commit during the partition so that the new leader compacts away what the old
@@ -61,6 +75,13 @@ static CLIENTS: [Channel<Cs, Incoming, 4>; 3] = [const { Channel::new() }; 3];
 static OBSERVED: Mutex<Cs, RefCell<Observed>> = Mutex::new(RefCell::new(Observed::new()));
 /// Raised whenever a node reports an event.
 static CHANGED: Signal<Cs, ()> = Signal::new();
+/// Each node's flash contents: they outlive the node's task, as flash outlives a power cut.
+static FLASH: [Mutex<Cs, RefCell<[u8; FLASH_BYTES]>>; 3] =
+    [const { Mutex::new(RefCell::new([0; FLASH_BYTES])) }; 3];
+/// Cuts a node's power: its task drops everything it holds.
+static POWER_OFF: [Signal<Cs, ()>; 3] = [const { Signal::new() }; 3];
+/// Restores a node's power: it boots again from its flash.
+static POWER_ON: [Signal<Cs, ()>; 3] = [const { Signal::new() }; 3];
 
 fn slot(id: NodeId) -> usize {
     (id - 1) as usize
@@ -130,6 +151,8 @@ struct Observed {
     diagnostics: [Option<Diagnostics>; 3],
     compactions: u32,
     stopped: Option<(NodeId, String)>,
+    /// The term and last log index each node restored from flash at its latest boot.
+    restored: [Option<(Term, Index)>; 3],
 }
 
 impl Observed {
@@ -141,6 +164,7 @@ impl Observed {
             diagnostics: [const { None }; 3],
             compactions: 0,
             stopped: None,
+            restored: [None; 3],
         }
     }
 
@@ -172,20 +196,113 @@ fn take<T>(outcomes: &mut Vec<(RequestId, T)>, id: RequestId) -> Option<T> {
     Some(outcomes.swap_remove(position).1)
 }
 
-/// One node: its inputs are its network inbox, its client channel and the ticker; its outputs
-/// go to the network and to [`OBSERVED`].
-#[embassy_executor::task(pool_size = 3)]
-async fn node(id: NodeId) {
-    let reason = run_node(id).await;
-    OBSERVED.lock(|observed| observed.borrow_mut().stopped = Some((id, reason)));
-    CHANGED.signal(());
+/// A NOR flash in RAM: one node's [`FLASH`] region, 1 KiB erase pages, 4-byte words. Like
+/// real NOR, a write can only clear bits and an erase sets a page to `0xff`.
+struct RamFlash(&'static Mutex<Cs, RefCell<[u8; FLASH_BYTES]>>);
+
+impl RamFlash {
+    /// Erases the whole region, as a new chip comes (cold boot only).
+    fn format(&self) {
+        self.0.lock(|memory| memory.borrow_mut().fill(0xff));
+    }
+
+    fn check(offset: u32, len: usize, align: usize) -> Result<usize, NorFlashErrorKind> {
+        let start = offset as usize;
+        if start % align != 0 || len % align != 0 {
+            Err(NorFlashErrorKind::NotAligned)
+        } else if start.checked_add(len).is_none_or(|end| end > FLASH_BYTES) {
+            Err(NorFlashErrorKind::OutOfBounds)
+        } else {
+            Ok(start)
+        }
+    }
 }
 
-/// Runs node `id` until its store fails; returns why it stopped.
+impl ErrorType for RamFlash {
+    type Error = NorFlashErrorKind;
+}
+
+impl ReadNorFlash for RamFlash {
+    const READ_SIZE: usize = 1;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), NorFlashErrorKind> {
+        let start = Self::check(offset, bytes.len(), 1)?;
+        self.0.lock(|memory| bytes.copy_from_slice(&memory.borrow()[start..start + bytes.len()]));
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        FLASH_BYTES
+    }
+}
+
+impl NorFlash for RamFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = FLASH_PAGE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
+        let start = Self::check(from, to.saturating_sub(from) as usize, FLASH_PAGE)?;
+        self.0.lock(|memory| memory.borrow_mut()[start..to as usize].fill(0xff));
+        Ok(())
+    }
+
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), NorFlashErrorKind> {
+        let start = Self::check(offset, data.len(), 4)?;
+        self.0.lock(|memory| {
+            for (cell, byte) in memory.borrow_mut()[start..].iter_mut().zip(data) {
+                *cell &= byte;
+            }
+        });
+        Ok(())
+    }
+}
+
+/// One node: its inputs are its network inbox, its client channel and the ticker; its outputs
+/// go to the network and to [`OBSERVED`]. A power cut drops the running node with all it
+/// holds; power back on boots it again from its flash.
+#[embassy_executor::task(pool_size = 3)]
+async fn node(id: NodeId) {
+    let slot = slot(id);
+    loop {
+        let running = core::pin::pin!(run_node(id));
+        match select(running, POWER_OFF[slot].wait()).await {
+            Either::Left((reason, _)) => {
+                OBSERVED.lock(|observed| observed.borrow_mut().stopped = Some((id, reason)));
+                CHANGED.signal(());
+                return;
+            }
+            Either::Right(((), _)) => POWER_ON[slot].wait().await,
+        }
+    }
+}
+
+/// Runs node `id` from its flash until its store fails; returns why it stopped.
 async fn run_node(id: NodeId) -> String {
+    NETWORK.clear_inbox(id);
     let Some(inbox) = NETWORK.inbox(id) else { return "not on the network".into() };
     let inputs = futures_util::stream::select(inbox, CLIENTS[slot(id)].receiver()).with_ticks(DEFAULT_TICK);
-    let store: RamState<Digest, LOG_WINDOW> = RamState::new(Membership::new(NODES));
+    let flash_config = FlashLogConfig {
+        log_capacity: LOG_WINDOW as u32,
+        max_item_bytes: 128,
+        max_snapshot_bytes: 256,
+        ..FlashLogConfig::new(0..FLASH_BYTES as u32)
+    };
+    let log = match FlashLog::new(RamFlash(&FLASH[slot(id)]), flash_config) {
+        Ok(log) => log,
+        Err(error) => return error.to_string(),
+    };
+    let mut store = FlashState::new(log, Digest::default(), Membership::new(NODES));
+    let restored = match store.restore().await {
+        Ok(initial) => {
+            let last = initial.entries.last().map(|e| e.index);
+            (
+                initial.hard_state.term,
+                last.or(initial.snapshot.as_ref().map(|s| s.meta.last.index)).unwrap_or(0),
+            )
+        }
+        Err(error) => return error.to_string(),
+    };
+    OBSERVED.lock(|observed| observed.borrow_mut().restored[slot(id)] = Some(restored));
     let config = Config { snapshot_every: LOG_WINDOW as u64 / 2, seed: id, ..Config::default() };
     let mut outputs = inputs.into_raft_events_with(id, store, config);
     while let Some(output) = outputs.next().await {
@@ -211,6 +328,9 @@ pub struct Report {
     digest: Digest,
     index: Index,
     compactions: u32,
+    /// The power-cycled node, the term and index it restored from flash, and the index all
+    /// three converged at afterwards.
+    power_cycled: (NodeId, Term, Index, Index),
     frames: NetworkStats,
     elapsed: Duration,
 }
@@ -222,12 +342,17 @@ impl fmt::Display for Report {
             f,
             "node {first} elected (term {first_term}), {FIRST_BATCH} entries committed on 3 nodes; node {first} \
              isolated, node {second} elected (term {second_term}), {} more committed; healed and \
-             converged at index {} with {} commands (digest {:016x}); {} snapshots; {}; {} ms",
+             converged at index {} with {} commands (digest {:016x}); {} snapshots; node {} power-cycled, \
+             restored from flash at term {} index {}, rejoined and converged at index {}; {}; {} ms",
             self.partition_commands,
             self.index,
             self.digest.commands,
             self.digest.hash,
             self.compactions,
+            self.power_cycled.0,
+            self.power_cycled.1,
+            self.power_cycled.2,
+            self.power_cycled.3,
             self.frames,
             self.elapsed.as_millis()
         )
@@ -253,6 +378,8 @@ pub enum Failure {
     Diverged([Digest; 3]),
     /// The isolated leader's proposal was committed: Raft's safety is broken.
     OrphanCommitted(Index),
+    /// A power-cycled node restored less than it had: a term or entries were lost.
+    LostOnRestart { term: (Term, Term), index: (Index, Index) },
 }
 
 impl fmt::Display for Failure {
@@ -268,6 +395,11 @@ impl fmt::Display for Failure {
             Failure::OrphanCommitted(index) => {
                 write!(f, "the isolated leader's proposal was committed at index {index}")
             }
+            Failure::LostOnRestart { term, index } => write!(
+                f,
+                "a power-cycled node restored term {} and index {} but had reached term {} and index {}",
+                term.1, index.1, term.0, index.0
+            ),
         }
     }
 }
@@ -281,6 +413,7 @@ pub async fn run(
 ) -> Result<Report, Failure> {
     let started = Instant::now();
     for id in NODES {
+        RamFlash(&FLASH[slot(id)]).format();
         spawner.spawn(node(id).map_err(Failure::Spawn)?);
     }
     let mut reads = FIRST_READ..;
@@ -311,7 +444,9 @@ pub async fn run(
         return Err(Failure::OrphanCommitted(index));
     }
     let (digest, index) = converge(FIRST_BATCH + partition_commands, &mut reads).await?;
-    let (compactions, frames) = (OBSERVED.lock(|o| o.borrow().compactions), NETWORK.stats());
+    let compactions = OBSERVED.lock(|o| o.borrow().compactions);
+
+    let power_cycled = power_cycle(leader, index, FIRST_BATCH + partition_commands, &mut reads, log).await?;
     Ok(Report {
         first,
         second,
@@ -319,9 +454,50 @@ pub async fn run(
         digest,
         index,
         compactions,
-        frames,
+        power_cycled,
+        frames: NETWORK.stats(),
         elapsed: started.elapsed(),
     })
+}
+
+/// Step 6: cuts `victim`'s power (everything but its flash is lost), commits [`WHILE_OFF`]
+/// commands through the other two, boots it again from flash and waits until all three agree.
+/// `index` is the log index all nodes had reached, `committed` the commands so far. Returns
+/// the victim, the term and index it restored, and the index the cluster converged at.
+async fn power_cycle(
+    (victim, term): (NodeId, Term),
+    index: Index,
+    committed: u64,
+    reads: &mut RangeFrom<RequestId>,
+    log: fn(fmt::Arguments<'_>),
+) -> Result<(NodeId, Term, Index, Index), Failure> {
+    NETWORK.isolate(victim);
+    POWER_OFF[slot(victim)].signal(());
+    OBSERVED.lock(|o| {
+        let mut observed = o.borrow_mut();
+        observed.roles[slot(victim)] = None;
+        observed.restored[slot(victim)] = None;
+    });
+    let others: Vec<NodeId> = NODES.into_iter().filter(|&id| id != victim).collect();
+    let leader =
+        wait_for("a leader while one node is off", |o| o.agreed_leader(&others).filter(|&(_, t)| t > term))
+            .await?;
+    propose(leader.0, committed + 1..=committed + WHILE_OFF).await?;
+
+    NETWORK.heal();
+    POWER_ON[slot(victim)].signal(());
+    let restored = wait_for("the node to boot from flash", |o| o.restored[slot(victim)]).await?;
+    log(format_args!(
+        "node {victim} power-cycled: restored from flash at term {} index {}; node {} led term {} meanwhile",
+        restored.0, restored.1, leader.0, leader.1
+    ));
+    if restored.0 < term || restored.1 < index {
+        return Err(Failure::LostOnRestart { term: (term, restored.0), index: (index, restored.1) });
+    }
+    wait_for("all nodes to follow one leader again", |o| o.agreed_leader(&NODES)).await?;
+    let (_, converged) = converge(committed + WHILE_OFF, reads).await?;
+    log(format_args!("node {victim} rejoined; all nodes converged at index {converged}"));
+    Ok((victim, restored.0, restored.1, converged))
 }
 
 /// Hands a request to node `id`.

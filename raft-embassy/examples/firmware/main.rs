@@ -39,8 +39,9 @@ fn main() -> ! {
 #[embassy_executor::task]
 async fn demo(spawner: Spawner) {
     hprintln!(
-        "raft-embassy: 3 nodes, {}-entry RAM log windows, heap arena {} KiB",
+        "raft-embassy: 3 nodes, {}-entry log windows on {} KiB of RAM-backed flash each, heap arena {} KiB",
         cluster::LOG_WINDOW,
+        cluster::FLASH_BYTES / 1024,
         heap::SIZE / 1024
     );
     match cluster::run(spawner, cluster::SNAPSHOT_CATCH_UP, |line| hprintln!("  {}", line)).await {
