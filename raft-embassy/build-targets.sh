@@ -7,7 +7,9 @@
 #   riscv32imc-unknown-none-elf RISC-V without atomics (ESP32-C3)    with --features portable-atomic
 #
 # Targets without compare-and-swap atomics need the `portable-atomic` feature (see
-# raft-embassy/README.md). Installs the rustup targets when missing.
+# raft-embassy/README.md). raft-embassy is built twice per target: with its default features and
+# with the optional UDP transport and frame authentication (`udp,auth`). Installs the rustup
+# targets when missing.
 #
 # Usage: raft-embassy/build-targets.sh
 set -euo pipefail
@@ -33,5 +35,6 @@ for spec in "${targets[@]}"; do
     echo "==> $target ${features:+(features: $features)}"
     cargo build -p raft-core "${args[@]}"
     cargo build -p raft-embassy --lib "${args[@]}"
+    cargo build -p raft-embassy --lib --target "$target" --features "${features:+$features,}udp,auth"
 done
 echo "build-targets.sh: raft-core and raft-embassy build for ${#targets[@]} targets"

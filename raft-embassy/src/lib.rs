@@ -47,6 +47,9 @@
 
 extern crate alloc;
 
+#[cfg(feature = "auth")]
+mod auth;
+mod budget;
 mod envelope;
 mod flash;
 mod flash_state;
@@ -56,7 +59,12 @@ mod serial;
 mod sim_flash;
 mod store;
 mod ticks;
+#[cfg(feature = "udp")]
+mod udp;
 
+#[cfg(feature = "auth")]
+pub use auth::{FrameKey, TAG_BYTES};
+pub use budget::{check_frames, small_frame_config, FrameBudget, FrameBudgetError, Framing};
 pub use envelope::{Envelope, FrameError};
 pub use flash::{FlashConfigError, FlashLog, FlashLogConfig, FlashLogError, Restored};
 pub use flash_state::{FlashState, FlashStateError};
@@ -64,3 +72,5 @@ pub use network::{Inbox, LocalNetwork, NetworkStats, Undelivered};
 pub use serial::{FrameReader, FrameWriter, SerialError};
 pub use store::{RamState, RamStateError};
 pub use ticks::{TickExt, WithTicks, DEFAULT_TICK};
+#[cfg(feature = "udp")]
+pub use udp::{UdpSetupError, UdpStats, UdpTransport, SMALL_UDP_FRAME};

@@ -9,8 +9,9 @@ use core::fmt;
 
 use embedded_io_async::{Read, Write};
 use futures_core::stream::Stream;
-use raft_core::{Incoming, NodeId};
+use raft_core::{Config, Incoming, NodeId};
 
+use crate::budget::{check_frames, FrameBudget, FrameBudgetError, Framing};
 use crate::envelope::{Envelope, FrameError};
 
 /// Why a serial frame could not be sent or received.
@@ -85,6 +86,26 @@ pub struct FrameReader<R, const N: usize> {
     scanned: usize,
     /// The frame being read overflowed `buf`: skip to its delimiter.
     overflowed: bool,
+}
+
+impl<R, const N: usize> FrameReader<R, N> {
+    /// Checks at startup that every message `config` allows fits this reader's `N`-byte buffer
+    /// as a serial frame, for a cluster of up to `max_members` nodes. A frame that does not fit
+    /// is skipped as [`SerialError::Oversized`], so without this check a too-small buffer shows
+    /// only as a peer whose snapshot catch-up retries forever.
+    ///
+    /// ```
+    /// use raft_core::Config;
+    /// use raft_embassy::{small_frame_config, FrameReader, Framing};
+    ///
+    /// type Reader = FrameReader<&'static [u8], 256>;
+    /// assert!(Reader::check_config(&Config::default(), 3).is_err());
+    /// let config = small_frame_config(Framing::Serial, 256, 3).unwrap();
+    /// assert!(Reader::check_config(&config, 3).is_ok());
+    /// ```
+    pub fn check_config(config: &Config, max_members: usize) -> Result<FrameBudget, FrameBudgetError> {
+        check_frames(config, Framing::Serial, N, max_members)
+    }
 }
 
 impl<R: Read, const N: usize> FrameReader<R, N> {
