@@ -29,6 +29,9 @@ use raft_core::{
 };
 use raft_embassy::{small_frame_config, FrameKey, Framing, TickExt, UdpTransport, SMALL_UDP_FRAME};
 
+/// Runs the executor until a condition holds (or a deadline passes).
+type RunUntil<'a> = dyn FnMut(&mut LocalPool, &str, &mut dyn FnMut() -> bool) + 'a;
+
 const HOSTS: usize = 4; // three nodes and a stranger
 const PORT: u16 = 7100;
 type Transport = UdpTransport<NoopRawMutex, 3, 8, SMALL_UDP_FRAME>;
@@ -255,15 +258,14 @@ fn a_cluster_over_udp_replicates_snapshots_and_rejects_forgeries() {
     hub.borrow_mut().cut[lagging] = true;
     propose(&clients, first, 31..71);
     run_until(&mut pool, "70 commits", &mut || observed.borrow().committed.len() == 70);
-    let diagnostics =
-        |pool: &mut LocalPool, run_until: &mut dyn FnMut(&mut LocalPool, &str, &mut dyn FnMut() -> bool)| {
-            observed.borrow_mut().diagnostics = [None; 3];
-            for client in &clients {
-                client.unbounded_send(Incoming::Diagnostics).unwrap();
-            }
-            run_until(pool, "diagnostics", &mut || observed.borrow().diagnostics.iter().all(Option::is_some));
-            observed.borrow().diagnostics.map(Option::unwrap)
-        };
+    let diagnostics = |pool: &mut LocalPool, run_until: &mut RunUntil| {
+        observed.borrow_mut().diagnostics = [None; 3];
+        for client in &clients {
+            client.unbounded_send(Incoming::Diagnostics).unwrap();
+        }
+        run_until(pool, "diagnostics", &mut || observed.borrow().diagnostics.iter().all(Option::is_some));
+        observed.borrow().diagnostics.map(Option::unwrap)
+    };
     let before = diagnostics(&mut pool, &mut run_until);
     assert!(
         before[first].1 > before[lagging].0 + 1,
