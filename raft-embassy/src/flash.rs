@@ -672,13 +672,23 @@ impl<F: NorFlash> FlashLog<F> {
         value: &T,
         index: Option<Index>,
     ) -> Result<(), FlashLogError<F::Error>> {
-        let max = self.max_item_bytes;
-        self.map.store_item(&mut self.buf, &key, &Encoded(value)).await.map_err(store_error(index, max))
+        self.store_value(key, &Encoded(value), index).await
     }
 
     async fn store_raw(&mut self, key: Slot, value: &[u8]) -> Result<(), FlashLogError<F::Error>> {
+        self.store_value(key, &value, None).await
+    }
+
+    /// The one place that writes: through a trait object, so that sequential-storage's store
+    /// is compiled once, not once per record type (a few KiB of flash).
+    async fn store_value(
+        &mut self,
+        key: Slot,
+        value: &dyn Value<'_>,
+        index: Option<Index>,
+    ) -> Result<(), FlashLogError<F::Error>> {
         let max = self.max_item_bytes;
-        self.map.store_item(&mut self.buf, &key, &value).await.map_err(store_error(None, max))
+        self.map.store_item_generic(&mut self.buf, &key, value).await.map_err(store_error(index, max))
     }
 
     async fn fetch<T: for<'de> Deserialize<'de>>(
