@@ -158,7 +158,7 @@ pub fn check_frames(
 /// even a minimal message fits.
 ///
 /// For UDP, 508 bytes of payload cross any IPv4 path unfragmented (the transport's
-/// [`SMALL_UDP_FRAME`](crate::SMALL_UDP_FRAME) with the `udp` feature); 1232 any IPv6 path.
+/// `SMALL_UDP_FRAME` with the `udp` feature); 1232 any IPv6 path.
 pub fn small_frame_config(
     framing: Framing,
     max_frame_bytes: usize,

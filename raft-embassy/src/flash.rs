@@ -290,7 +290,7 @@ pub struct Restored {
 }
 
 /// A node's durable Raft state in a range of NOR flash: term and vote, a log window of up to
-/// `log_capacity` entries, and the latest snapshot (see the [module docs](self) for the
+/// `log_capacity` entries, and the latest snapshot (see the crate's README for the
 /// layout and why each step is crash-safe).
 ///
 /// Call [`load`](Self::load) first; every other method needs it. Methods are cancel-unsafe

@@ -1,18 +1,26 @@
 //! # raft-embassy
 //!
-//! Runs [`raft_core`] nodes on [embassy](https://embassy.dev): `#![no_std]`, on any
-//! microcontroller with a heap. The adapter supplies what the runtime owns and stays thin:
+//! Runs [`raft_core`] nodes on [embassy](https://embassy.dev): `#![no_std]` with a heap, built
+//! in CI for Cortex-M0+ (`thumbv6m-none-eabi`, with the `portable-atomic` feature), Cortex-M4F
+//! (`thumbv7em-none-eabihf`), Cortex-M33 (`thumbv8m.main-none-eabihf`) and RISC-V without
+//! atomics (`riscv32imc-unknown-none-elf`, with `portable-atomic`). The adapter supplies what
+//! the runtime owns and stays thin:
 //!
 //! * **Time**: [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
 //!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events
 //!   (embassy-time needs its generic timer queue: see [`TickExt`]).
-//! * **Storage**: [`RamState`] is a [`PersistentState`](raft_core::PersistentState) in RAM whose
-//!   log window is a fixed-capacity ring, compacted by snapshots; it reports
-//!   [`RamStateError::LogFull`] rather than growing or panicking.
+//! * **Storage**: [`FlashLog`] keeps term, vote, log window and snapshots on any NOR flash
+//!   (`embedded-storage-async`), crash-safe at every byte, and [`FlashState`] makes it today's
+//!   [`PersistentState`](raft_core::PersistentState). [`RamState`] is a `PersistentState` in
+//!   RAM whose log window is a fixed-capacity ring; it reports [`RamStateError::LogFull`]
+//!   rather than growing or panicking.
 //! * **Transport**: an [`Envelope`] is the postcard wire format. [`LocalNetwork`] connects nodes
 //!   of one firmware through embassy-sync channels (with links that can be cut, for tests and
 //!   demos); [`FrameWriter`] and [`FrameReader`] carry CRC-checked, COBS-delimited frames over
-//!   any `embedded-io-async` byte stream (UART, radio).
+//!   any `embedded-io-async` byte stream (UART, radio). With the `udp` feature, `UdpTransport`
+//!   carries them as UDP datagrams over embassy-net, with the `auth` feature authenticated
+//!   by a pre-shared key. [`check_frames`] and [`small_frame_config`] keep raft-core's
+//!   messages within a transport's frames.
 //!
 //! A node is then a few lines in an embassy task:
 //!

@@ -152,7 +152,7 @@ impl SimFlash {
             return Err(SimError::PowerCut);
         }
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(SimError::NotAligned);
         }
         if start + len > chip.bytes.len() {

@@ -54,7 +54,7 @@ impl StateMachine for Applied {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        if snapshot.len() % 8 != 0 {
+        if !snapshot.len().is_multiple_of(8) {
             return Err(RestoreError("a list of u64".into()));
         }
         self.0 = snapshot.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
@@ -207,7 +207,7 @@ fn run(cut: Option<u64>) -> Outcome {
         if now % 20 == 0 && now < PROPOSALS_UNTIL_MS {
             // A client proposes to the leader, and during the first partition to node 1 too.
             let command = Bytes::copy_from_slice(&next_id.to_le_bytes());
-            let target = if cut_links == [1] && next_id % 3 == 0 { Some(1) } else { leader };
+            let target = if cut_links == [1] && next_id.is_multiple_of(3) { Some(1) } else { leader };
             if let Some(target) = target {
                 inputs[target as usize - 1].push(Incoming::Propose { id: next_id, command });
                 next_id += 1;

@@ -208,7 +208,7 @@ impl RamFlash {
 
     fn check(offset: u32, len: usize, align: usize) -> Result<usize, NorFlashErrorKind> {
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             Err(NorFlashErrorKind::NotAligned)
         } else if start.checked_add(len).is_none_or(|end| end > FLASH_BYTES) {
             Err(NorFlashErrorKind::OutOfBounds)
