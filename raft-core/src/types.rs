@@ -1,6 +1,7 @@
 //! Core vocabulary: node ids, terms, log indexes, entries and virtual time.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -122,11 +123,29 @@ pub struct SnapshotMeta {
     pub membership: Membership,
 }
 
-/// A state-machine snapshot: everything up to and including `meta.last`.
+/// A stored snapshot: what it covers and how many bytes it holds. The bytes themselves stay
+/// in the [`LogStore`](crate::LogStore).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct SnapshotInfo {
     /// What the snapshot covers.
     pub meta: SnapshotMeta,
-    /// The application's serialized state.
-    pub data: Bytes,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// Everything a [`Node`](crate::Node) needs from storage to start; [`start`](crate::start)
+/// gathers it from a [`LogStore`](crate::LogStore) and a [`StateMachine`](crate::StateMachine).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InitialState {
+    /// Term and vote, as last saved.
+    pub hard_state: HardState,
+    /// The latest snapshot, if any.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Log entries after the snapshot, in index order.
+    pub entries: Vec<Entry>,
+    /// The last index the state machine has applied (at least the snapshot's last index).
+    pub applied: Index,
+    /// The configuration to start with when neither the snapshot nor the log holds one: the
+    /// initial voters for a new cluster, or empty for a node that waits to be added.
+    pub bootstrap: Membership,
 }

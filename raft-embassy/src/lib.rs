@@ -6,9 +6,10 @@
 //! * **Time**: [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
 //!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events
 //!   (embassy-time needs its generic timer queue: see [`TickExt`]).
-//! * **Storage**: [`RamState`] is a [`PersistentState`](raft_core::PersistentState) in RAM whose
-//!   log window is a fixed-capacity ring, compacted by snapshots; it reports
-//!   [`RamStateError::LogFull`] rather than growing or panicking.
+//! * **Storage**: [`RamState`] is raft-core's in-memory [`LogStore`](raft_core::LogStore) over a
+//!   fixed-capacity [`Window`] of entries, compacted by snapshots; it reports
+//!   [`MemStateError::Full`](raft_core::MemStateError::Full) rather than growing or panicking.
+//!   The application's [`StateMachine`](raft_core::StateMachine) is separate.
 //! * **Transport**: an [`Envelope`] is the postcard wire format. [`LocalNetwork`] connects nodes
 //!   of one firmware through embassy-sync channels (with links that can be cut, for tests and
 //!   demos); [`FrameWriter`] and [`FrameReader`] carry CRC-checked, COBS-delimited frames over
@@ -25,9 +26,10 @@
 //! static NETWORK: LocalNetwork<CriticalSectionRawMutex, 3, 16> = LocalNetwork::new([1, 2, 3]);
 //!
 //! async fn node(id: u64) {
-//!     let store: RamState<Vec<Bytes>, 64> = RamState::new(Membership::new([1, 2, 3]));
+//!     let log = RamState::<64>::with_buffer(Membership::new([1, 2, 3]));
+//!     let machine: Vec<Bytes> = Vec::new(); // the application's state machine
 //!     let inputs = NETWORK.inbox(id).unwrap().with_ticks(DEFAULT_TICK);
-//!     let mut outputs = inputs.into_raft_events(id, store);
+//!     let mut outputs = inputs.into_raft_events(id, (log, machine));
 //!     while let Some(Ok(output)) = outputs.next().await {
 //!         match output {
 //!             Outgoing::Send { to, message } => {
@@ -56,5 +58,5 @@ mod ticks;
 pub use envelope::{Envelope, FrameError};
 pub use network::{Inbox, LocalNetwork, NetworkStats, Undelivered};
 pub use serial::{FrameReader, FrameWriter, SerialError};
-pub use store::{RamState, RamStateError};
+pub use store::{RamState, Window};
 pub use ticks::{TickExt, WithTicks, DEFAULT_TICK};

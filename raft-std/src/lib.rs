@@ -3,9 +3,10 @@
 //! The tokio adapter for [`raft_core`]: what the runtime owns, kept thin around the
 //! protocol core.
 //!
-//! * [`ticks`] / [`with_ticks`]: time, as [`Incoming::Tick`](raft_core::Incoming::Tick)
-//!   events merged into a node's input.
-//! * [`FileState`]: a durable [`PersistentState`](raft_core::PersistentState) in a data
+//! * [`TokioClock`]: time, lent to the stream driver, so a node sleeps until its next
+//!   deadline; or [`ticks`] / [`with_ticks`], periodic
+//!   [`Incoming::Tick`](raft_core::Incoming::Tick) events merged into a node's input.
+//! * [`FileState`]: a durable [`LogStore`](raft_core::LogStore) in a data
 //!   directory (segmented, checksummed log; atomic term and vote; snapshots; crash recovery).
 //! * [`Transport`]: TCP with length-delimited postcard frames, a cluster-id handshake,
 //!   reconnection with backoff and bounded per-peer queues; [`Faults`] cuts links in tests.
@@ -22,6 +23,6 @@ mod ticks;
 mod transport;
 
 pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status};
-pub use storage::{FileState, FsyncPolicy, StateReader, StorageError, StorageOptions};
-pub use ticks::{ticks, with_ticks, DEFAULT_TICK};
+pub use storage::{FileState, FsyncPolicy, StorageError, StorageOptions};
+pub use ticks::{ticks, with_ticks, TokioClock, DEFAULT_TICK};
 pub use transport::{Faults, Inbox, PeerBook, PeerLink, Transport, TransportConfig};

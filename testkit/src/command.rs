@@ -3,9 +3,9 @@
 
 use raft_core::{MembershipChange, NodeId, Role, Term};
 
-use crate::crash::CrashPoint;
 use crate::network::{LinkFaults, MessageFilter};
 use crate::options::ClusterOptions;
+use crate::CrashPoint;
 
 /// One step of a scenario.
 #[derive(Clone, Debug, PartialEq)]

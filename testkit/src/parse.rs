@@ -261,6 +261,11 @@ impl Parser {
         self.peek().map_or_else(|| ", found the end".to_string(), |t| format!(", found `{t}`"))
     }
 
+    fn crash_point(&mut self) -> Parsed<crate::CrashPoint> {
+        let word = self.word()?;
+        word.parse().map_err(|e| format!("unknown crash point `{word}`; {e}"))
+    }
+
     fn word(&mut self) -> Parsed<String> {
         match self.next()? {
             Token::Word(w) => Ok(w),
@@ -533,7 +538,7 @@ impl Parser {
             }
             "crash" => {
                 let node = self.node_ref()?;
-                let at = if self.eat_word("at") { Some(self.word()?.parse()?) } else { None };
+                let at = if self.eat_word("at") { Some(self.crash_point()?) } else { None };
                 Command::Crash { node, at }
             }
             "restart" => Command::Restart(self.node()?),

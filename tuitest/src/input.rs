@@ -320,9 +320,12 @@ pub fn parse(text: &str) -> Result<Input, String> {
         }
         "crash" => match words {
             [node] => Input::Crash { node: args.node(node)?, at: None },
-            [node, "at", point] => {
-                Input::Crash { node: args.node(node)?, at: Some(point.parse().map_err(|e| args.usage(e))?) }
-            }
+            [node, "at", point] => Input::Crash {
+                node: args.node(node)?,
+                at: Some(
+                    point.parse().map_err(|e| args.usage(format!("unknown crash point `{point}`; {e}")))?,
+                ),
+            },
             _ => return Err(args.usage("expected a node, and maybe `at <point>`")),
         },
         "restart" => {

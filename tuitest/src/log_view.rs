@@ -18,17 +18,17 @@ fn payload(payload: &Payload) -> String {
 
 /// Node `id`'s latest `limit` entries (all when `None`). A crashed node shows its storage.
 pub fn log_view(sim: &Simulator, id: NodeId, limit: Option<usize>, style: Style) -> String {
-    let (entries, first, commit, mut out): (&[Entry], Index, Option<Index>, String) = match sim.node(id) {
+    let (entries, first, commit, mut out): (Vec<&Entry>, Index, Option<Index>, String) = match sim.node(id) {
         Some(node) => {
             let (first, commit) = (node.first_index(), node.commit_index());
-            let entries = node.entries(first, node.last_log_id().index);
+            let entries = node.entries(first, node.last_log_id().index).iter().collect();
             let head = format!("node {id}: commit {commit}, applied {}\n", node.applied_index());
             (entries, first, Some(commit), head)
         }
         None => {
             let storage = sim.storage(id).expect("every node of the simulator has storage");
             let head = format!("node {id} is down; its storage holds:\n");
-            (storage.entries(), storage.snapshot_id().index + 1, None, head)
+            (storage.entries().collect(), storage.snapshot_id().index + 1, None, head)
         }
     };
     if first > 1 {

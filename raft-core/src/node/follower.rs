@@ -1,19 +1,19 @@
 //! The follower's rules: accepting entries (Raft §5.3) and snapshots (Raft §7).
 
-use bytes::BytesMut;
-
 use super::{Node, RoleState};
 use crate::event::{DropReason, Event, ProposeError};
 use crate::message::{
     AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
 };
-use crate::types::{LogId, NodeId, Payload, Snapshot, SnapshotMeta};
+use crate::ready::SnapshotChunk;
+use crate::types::{LogId, NodeId, Payload, SnapshotInfo, SnapshotMeta};
 
-/// A snapshot being received in chunks.
+/// A snapshot being received in chunks. The bytes go straight to the log store's staging
+/// area (`Ready::snapshot_chunks`); the node only counts them.
 #[derive(Debug)]
 pub(super) struct IncomingSnapshot {
     meta: SnapshotMeta,
-    data: BytesMut,
+    received: u64,
 }
 
 impl Node {
@@ -127,28 +127,29 @@ impl Node {
             return reply(self, request.offset + request.data.len() as u64, true);
         }
         if request.offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot { meta: request.meta, data: BytesMut::new() });
+            self.incoming_snapshot = Some(IncomingSnapshot { meta: request.meta, received: 0 });
         }
         let Some(incoming) = self.incoming_snapshot.as_mut().filter(|s| s.meta.last == last) else {
             return reply(self, 0, false);
         };
-        if incoming.data.len() as u64 != request.offset {
-            let expected = incoming.data.len() as u64;
+        if incoming.received != request.offset {
+            let expected = incoming.received;
             return reply(self, expected, false);
         }
-        incoming.data.extend_from_slice(&request.data);
-        let received = incoming.data.len() as u64;
+        incoming.received += request.data.len() as u64;
+        let received = incoming.received;
+        self.ready.snapshot_chunks.push(SnapshotChunk { offset: request.offset, data: request.data });
         if !request.done {
             return reply(self, received, false);
         }
         if let Some(incoming) = self.incoming_snapshot.take() {
-            self.install_snapshot(Snapshot { meta: incoming.meta, data: incoming.data.freeze() });
+            self.install_snapshot(SnapshotInfo { meta: incoming.meta, size: received });
         }
         reply(self, received, true);
     }
 
     /// Installs a complete snapshot from the leader (Raft §7).
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    fn install_snapshot(&mut self, snapshot: SnapshotInfo) {
         let last = snapshot.meta.last;
         // Proposals this node made that the snapshot now covers. If our log agrees with the
         // snapshot's last entry, Log Matching says our entries up to it are the committed ones.
@@ -183,7 +184,7 @@ impl Node {
         self.base_membership = snapshot.meta.membership.clone();
         self.commit = self.commit.max(last.index);
         self.applied = last.index;
-        self.ready.snapshot = Some(snapshot.clone());
+        self.ready.install_snapshot = Some(snapshot.clone());
         self.snapshot = Some(snapshot);
         self.refresh_membership();
     }

@@ -8,11 +8,10 @@ use super::read::PendingRead;
 use super::{Node, RoleState};
 use crate::config::Config;
 use crate::event::{DropReason, Event, ReplicationState, TransferError};
-use crate::message::{
-    AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
-};
+use crate::message::{AppendEntries, AppendResponse, AppendResult, Message, SnapshotResponse};
 use crate::progress::Progress;
 use crate::quorum::{committed_index, vote_result, VoteResult};
+use crate::ready::SnapshotSend;
 use crate::types::{Entry, Index, Instant, LogId, NodeId, Payload, RequestId};
 use crate::vec_map::VecMap;
 
@@ -257,6 +256,7 @@ impl Node {
     }
 
     /// Sends the next chunk of the snapshot to `peer` (stop-and-wait; resent on heartbeats).
+    /// The executor reads the chunk's bytes from the log store.
     fn send_snapshot_chunk(&mut self, peer: NodeId) {
         let term = self.term;
         let chunk = self.config.snapshot_chunk_bytes as u64;
@@ -266,12 +266,12 @@ impl Node {
         if progress.snapshot_index != snapshot.meta.last.index {
             progress.become_snapshot(snapshot.meta.last.index);
         }
-        let len = snapshot.data.len() as u64;
-        let offset = progress.snapshot_offset.min(len);
-        let end = (offset + chunk).min(len);
-        let data = snapshot.data.slice(offset as usize..end as usize);
-        let message = InstallSnapshot { term, meta: snapshot.meta, offset, data, done: end == len };
-        self.send(peer, Message::InstallSnapshot(message.into()));
+        let offset = progress.snapshot_offset.min(snapshot.size);
+        let end = offset.saturating_add(chunk).min(snapshot.size);
+        let len = (end - offset) as usize;
+        let send =
+            SnapshotSend { to: peer, term, meta: snapshot.meta, offset, len, done: end == snapshot.size };
+        self.ready.snapshot_sends.push(send);
     }
 
     pub(super) fn handle_snapshot_response(&mut self, from: NodeId, response: SnapshotResponse) {

@@ -22,8 +22,7 @@ use crate::membership::Membership;
 use crate::message::{AppendResult, Message};
 use crate::ready::{Outbox, Ready};
 use crate::rng::SplitMix64;
-use crate::state::InitialState;
-use crate::types::{HardState, Index, Instant, LogId, NodeId, RequestId, Snapshot, Term};
+use crate::types::{HardState, Index, InitialState, Instant, LogId, NodeId, RequestId, SnapshotInfo, Term};
 use crate::vec_map::VecMap;
 
 use self::election::Votes;
@@ -83,8 +82,8 @@ pub struct Node {
     /// An index may appear twice: after losing and regaining leadership, a node may propose
     /// again where an older proposal of its own still waits.
     proposals: VecDeque<(Index, Term, RequestId)>,
-    /// The latest snapshot, kept to send to followers behind the log.
-    snapshot: Option<Snapshot>,
+    /// The latest snapshot (its bytes are in the log store), sent to followers behind the log.
+    snapshot: Option<SnapshotInfo>,
     /// A snapshot arriving in chunks from the leader.
     incoming_snapshot: Option<IncomingSnapshot>,
     /// Reads sent to the leader for a read index: request → (query, give up at).
@@ -443,10 +442,12 @@ impl Node {
         let out = core::mem::take(&mut self.ready);
         Ready {
             hard_state,
-            snapshot: out.snapshot,
+            snapshot_chunks: out.snapshot_chunks,
+            install_snapshot: out.install_snapshot,
             truncate_from,
             entries: self.log.slice(unstable_from, self.log.last_index()),
             messages: out.messages,
+            snapshot_sends: out.snapshot_sends,
             apply: self.log.slice(apply_from, apply_to),
             proposals: out.proposals,
             reads: out.reads,

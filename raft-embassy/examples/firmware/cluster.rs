@@ -1,7 +1,7 @@
 //! The demo scenario, shared by the firmware (`main.rs`) and the host test `tests/cluster.rs`.
 //!
 //! Three Raft nodes run as tasks of one embassy executor. Each keeps its log in a
-//! [`RamState`] with a 64-entry window and exchanges postcard frames with the others through a
+//! [`RamState`] log store with a 64-entry window and exchanges postcard frames with the others through a
 //! [`LocalNetwork`]. A controller task acts as client and operator:
 //!
 //! 1. waits until all three nodes follow one leader;
@@ -29,8 +29,9 @@ use embassy_sync::signal::Signal;
 use embassy_time::{with_deadline, Duration, Instant, Timer};
 use futures_util::StreamExt;
 use raft_core::{
-    Bytes, Config, Diagnostics, Event, Incoming, Index, Membership, NodeId, Outgoing, ProposeError,
-    RaftStreamExt, ReadError, RequestId, RestoreError, Role, StateMachine, Term,
+    Bytes, Config, Diagnostics, Entry, Event, Incoming, Index, Membership, NodeId, Outgoing, Payload,
+    ProposeError, RaftStreamExt, ReadError, RequestId, RestoreError, Role, SnapshotMeta, SnapshotReader,
+    SnapshotWriter, StateMachine, Term,
 };
 use raft_embassy::{LocalNetwork, NetworkStats, RamState, TickExt, DEFAULT_TICK};
 
@@ -98,25 +99,38 @@ impl Digest {
 }
 
 impl StateMachine for Digest {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
-        self.commands += 1;
-        self.hash = command
-            .iter()
-            .fold(self.hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-        Bytes::new()
+    type Error = RestoreError;
+
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
+        if let Payload::Command(command) = &entry.payload {
+            self.commands += 1;
+            self.hash = command
+                .iter()
+                .fold(self.hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+        }
+        Ok(Bytes::new())
     }
 
-    fn query(&self, _query: &[u8]) -> Bytes {
-        self.to_bytes()
+    async fn query(&mut self, _query: &[u8]) -> Result<Bytes, RestoreError> {
+        Ok(self.to_bytes())
     }
 
-    fn snapshot(&self) -> Bytes {
-        self.to_bytes()
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl SnapshotWriter,
+    ) -> Result<(), RestoreError> {
+        Ok(out.write(&self.to_bytes()).await?)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        *self = Digest::from_bytes(snapshot)
-            .ok_or_else(|| RestoreError("a digest snapshot is 16 bytes".into()))?;
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        from: &mut impl SnapshotReader,
+    ) -> Result<(), RestoreError> {
+        let bytes = from.read_to_end().await?;
+        *self =
+            Digest::from_bytes(&bytes).ok_or_else(|| RestoreError("a digest snapshot is 16 bytes".into()))?;
         Ok(())
     }
 }
@@ -185,9 +199,9 @@ async fn node(id: NodeId) {
 async fn run_node(id: NodeId) -> String {
     let Some(inbox) = NETWORK.inbox(id) else { return "not on the network".into() };
     let inputs = futures_util::stream::select(inbox, CLIENTS[slot(id)].receiver()).with_ticks(DEFAULT_TICK);
-    let store: RamState<Digest, LOG_WINDOW> = RamState::new(Membership::new(NODES));
+    let log = RamState::<LOG_WINDOW>::with_buffer(Membership::new(NODES));
     let config = Config { snapshot_every: LOG_WINDOW as u64 / 2, seed: id, ..Config::default() };
-    let mut outputs = inputs.into_raft_events_with(id, store, config);
+    let mut outputs = inputs.into_raft_events_with(id, (log, Digest::default()), config);
     while let Some(output) = outputs.next().await {
         match output {
             // A frame lost to a cut link or a full inbox is retransmitted by Raft.

@@ -8,7 +8,6 @@ use std::time::Duration;
 use raft_core::{Config, Membership, NodeId};
 
 use crate::storage::StorageOptions;
-use crate::ticks::DEFAULT_TICK;
 use crate::transport::{Faults, TransportConfig};
 
 /// How to run one node.
@@ -40,8 +39,6 @@ pub struct NodeConfig {
     pub storage: StorageOptions,
     /// How long a request may take before it fails with a timeout (default 5 s).
     pub request_timeout: Duration,
-    /// How often time advances for the protocol (default 10 ms).
-    pub tick: Duration,
     /// Links to cut, for partition tests (default: none).
     pub faults: Faults,
 }
@@ -58,7 +55,6 @@ impl NodeConfig {
             raft: Config::default(),
             storage: StorageOptions::default(),
             request_timeout: Duration::from_secs(5),
-            tick: DEFAULT_TICK,
             faults: Faults::default(),
         }
     }

@@ -5,6 +5,7 @@ mod config;
 mod directory;
 mod error;
 mod retry;
+mod shared;
 mod task;
 mod wire;
 
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use raft_core::{
     Applied, Bytes, ConfigError, Diagnostics, Membership, MembershipChange, NodeId, RaftStreamExt,
     StateMachine,
@@ -27,10 +29,11 @@ pub use self::config::NodeConfig;
 use self::directory::{Directory, Envelope};
 pub use self::error::{RequestError, StartError};
 use self::retry::Next;
+use self::shared::SharedMachine;
 use self::task::{Command, NodeTask, Wiring};
 use self::wire::{Request, Response};
 use crate::storage::{FileState, StorageError};
-use crate::ticks::with_ticks;
+use crate::ticks::TokioClock;
 use crate::transport::{PeerBook, PeerLink, Transport};
 
 /// Inputs waiting for the protocol at most; beyond that, client requests and peer messages
@@ -71,6 +74,7 @@ pub struct Status {
 /// let applied = node.propose(Bytes::from("hello")).await?; // waits for the node to elect itself
 /// assert!(applied.index > 0);
 /// assert_eq!(node.read(Bytes::copy_from_slice(&0u64.to_le_bytes())).await?, "hello");
+/// assert_eq!(node.read_local(&0u64.to_le_bytes()).await?, "hello");
 /// node.shutdown().await;
 /// # Ok(())
 /// # }
@@ -80,7 +84,7 @@ pub struct RaftNode {
     inner: Arc<Inner>,
 }
 
-type LocalQuery = dyn Fn(&[u8]) -> Result<Bytes, StorageError> + Send + Sync;
+type LocalQuery = dyn Fn(Bytes) -> BoxFuture<'static, Result<Bytes, String>> + Send + Sync;
 
 struct Inner {
     id: NodeId,
@@ -98,7 +102,7 @@ impl RaftNode {
     /// its initial state: it is restored from the latest snapshot.
     pub async fn start<M>(config: NodeConfig, machine: M) -> Result<RaftNode, StartError>
     where
-        M: StateMachine + Send + 'static,
+        M: StateMachine + 'static,
     {
         let id = config.id();
         if id == 0 {
@@ -108,14 +112,14 @@ impl RaftNode {
         let span = tracing::info_span!("raft", node = id);
         let book: PeerBook =
             config.peers.iter().filter(|(&peer, _)| peer != id).map(|(&p, a)| (p, a.clone())).collect();
-        let directory = Directory::new(machine, book.clone());
+        let machine = SharedMachine::new(Directory::new(machine, book.clone()));
         let (dir, bootstrap, storage) = (config.data_dir.clone(), config.bootstrap(), config.storage.clone());
         let open_span = span.clone();
-        let open = move || open_span.in_scope(|| FileState::open(dir, bootstrap, directory, storage));
+        let open = move || open_span.in_scope(|| FileState::open(dir, bootstrap, storage));
         let state = tokio::task::spawn_blocking(open)
             .await
             .map_err(|e| StartError::Storage(StorageError::Task(e.to_string())))??;
-        let reader = state.reader();
+        let reader = machine.clone();
         let listen = config.transport.listen;
         let (transport, inbox) = Transport::bind(config.transport.clone(), book, config.faults.clone())
             .instrument(span.clone())
@@ -124,10 +128,13 @@ impl RaftNode {
         let local_addr = transport.local_addr();
 
         let (input, inputs) = mpsc::channel(INPUT_LEN);
-        let events = with_ticks(ReceiverStream::new(inputs), config.tick).into_raft_events_with(
+        // Deadline-driven: the node sleeps until its next heartbeat or timeout, or the next
+        // input, rather than waking on a periodic tick.
+        let events = ReceiverStream::new(inputs).into_raft_events_with_clock(
             id,
-            state,
+            (state, machine),
             config.raft,
+            TokioClock::new(),
         );
         let (commands_sender, commands) = mpsc::channel(COMMAND_LEN);
         let (stopped_sender, stopped) = watch::channel(None);
@@ -152,7 +159,10 @@ impl RaftNode {
                 commands: commands_sender,
                 stop,
                 stopped,
-                local_query: Box::new(move |query| reader.query(query)),
+                local_query: Box::new(move |query| {
+                    let mut reader = reader.clone();
+                    Box::pin(async move { reader.query(&query).await.map_err(|e| e.to_string()) })
+                }),
             }),
         })
     }
@@ -188,8 +198,8 @@ impl RaftNode {
 
     /// Answers `query` from this node's state machine as it is now, without asking anyone:
     /// fast, available without a quorum, and possibly stale.
-    pub fn read_local(&self, query: &[u8]) -> Result<Bytes, RequestError> {
-        (self.inner.local_query)(query).map_err(|e| RequestError::Storage(e.to_string()))
+    pub async fn read_local(&self, query: &[u8]) -> Result<Bytes, RequestError> {
+        (self.inner.local_query)(Bytes::copy_from_slice(query)).await.map_err(RequestError::Storage)
     }
 
     /// Adds node `id`, listening for peers on `address`, as a voter. First the address is

@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use super::error::RequestError;
 use super::wire::{Failure, Frame, Outcome, Request, Response};
 use super::Status;
-use crate::storage::StorageError;
 use crate::transport::{Inbox, Transport};
 
 /// How often expired requests are dropped.
@@ -31,15 +30,17 @@ pub(super) enum Command {
     Status { reply: oneshot::Sender<Status> },
 }
 
-/// The node's outgoing event stream.
-pub(super) trait Events:
-    FusedStream<Item = Result<Outgoing, raft_core::Error<StorageError>>> + Unpin + Send
-{
+/// The node's outgoing event stream, which ends with why the node stopped.
+pub(super) trait Events: FusedStream<Item = Result<Outgoing, Self::Failure>> + Unpin + Send {
+    /// Why the node stopped.
+    type Failure: std::fmt::Display;
 }
 
-impl<S> Events for S where
-    S: FusedStream<Item = Result<Outgoing, raft_core::Error<StorageError>>> + Unpin + Send
+impl<S, F: std::fmt::Display> Events for S
+where
+    S: FusedStream<Item = Result<Outgoing, F>> + Unpin + Send,
 {
+    type Failure = F;
 }
 
 /// Who waits for a request's outcome.

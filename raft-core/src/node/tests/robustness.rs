@@ -178,11 +178,11 @@ mod random_input {
                     prop_assert_eq!(entry.index, applied_now + 1, "entries applied in order, once");
                     applied_now = entry.index;
                 }
-                if let Some(snapshot) = &ready.snapshot {
+                if let Some(snapshot) = &ready.install_snapshot {
                     applied_now = applied_now.max(snapshot.meta.last.index);
                 }
                 if let Some(meta) = ready.take_snapshot {
-                    node.snapshot_taken(Snapshot { meta, data: cmd("s") });
+                    node.snapshot_taken(SnapshotInfo { meta, size: 1 });
                 }
                 prop_assert!(node.term() >= term, "term went back");
                 prop_assert!(node.commit_index() >= commit, "commit went back");

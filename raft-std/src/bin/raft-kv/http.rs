@@ -176,7 +176,7 @@ async fn get_key(
     let query = machine::encode(&machine::Query::Get { key: key.clone() });
     let answer = match consistency {
         Consistency::Linearizable => api.node.read(query).await?,
-        Consistency::Stale => api.node.read_local(&query)?,
+        Consistency::Stale => api.node.read_local(&query).await?,
     };
     let value: Option<String> = postcard::from_bytes(&answer).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("bad answer: {e}"))

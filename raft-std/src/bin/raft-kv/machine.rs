@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use raft_core::{Bytes, Index, RestoreError, StateMachine};
+use raft_core::{
+    Bytes, Entry, Payload, RestoreError, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+};
 use serde::{Deserialize, Serialize};
 
 /// A write, replicated through the log.
@@ -64,28 +66,40 @@ impl KvStore {
 }
 
 impl StateMachine for KvStore {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
+    type Error = RestoreError;
+
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
+        let Payload::Command(command) = &entry.payload else { return Ok(Bytes::new()) };
         let outcome = match postcard::from_bytes(command) {
             Ok(command) => self.execute(command),
             Err(e) => Outcome::Invalid(e.to_string()),
         };
-        encode(&outcome)
+        Ok(encode(&outcome))
     }
 
-    fn query(&self, query: &[u8]) -> Bytes {
+    async fn query(&mut self, query: &[u8]) -> Result<Bytes, RestoreError> {
         let value = match postcard::from_bytes(query) {
             Ok(Query::Get { key }) => self.entries.get(&key).cloned(),
             Err(_) => None,
         };
-        encode(&value)
+        Ok(encode(&value))
     }
 
-    fn snapshot(&self) -> Bytes {
-        encode(&self.entries)
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl SnapshotWriter,
+    ) -> Result<(), RestoreError> {
+        Ok(out.write(&encode(&self.entries)).await?)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.entries = postcard::from_bytes(snapshot).map_err(|e| RestoreError(e.to_string()))?;
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        from: &mut impl SnapshotReader,
+    ) -> Result<(), RestoreError> {
+        let snapshot = from.read_to_end().await?;
+        self.entries = postcard::from_bytes(&snapshot).map_err(|e| RestoreError(e.to_string()))?;
         Ok(())
     }
 }
@@ -99,13 +113,20 @@ pub fn encode<T: Serialize>(value: &T) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::executor::block_on;
 
-    fn run(store: &mut KvStore, command: Command) -> Outcome {
-        postcard::from_bytes(&store.apply(0, &encode(&command))).unwrap()
+    fn apply(store: &mut KvStore, command: &[u8]) -> Bytes {
+        let entry = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::copy_from_slice(command)) };
+        block_on(store.apply(&entry)).unwrap()
     }
 
-    fn get(store: &KvStore, key: &str) -> Option<String> {
-        postcard::from_bytes(&store.query(&encode(&Query::Get { key: key.into() }))).unwrap()
+    fn run(store: &mut KvStore, command: Command) -> Outcome {
+        postcard::from_bytes(&apply(store, &encode(&command))).unwrap()
+    }
+
+    fn get(store: &mut KvStore, key: &str) -> Option<String> {
+        postcard::from_bytes(&block_on(store.query(&encode(&Query::Get { key: key.into() }))).unwrap())
+            .unwrap()
     }
 
     #[test]
@@ -127,7 +148,7 @@ mod tests {
             run(&mut store, cas(Some("2"), Some("3"))),
             Outcome::Cas { swapped: true, current: Some("3".into()) }
         );
-        assert_eq!(get(&store, "k").as_deref(), Some("3"));
+        assert_eq!(get(&mut store, "k").as_deref(), Some("3"));
         assert_eq!(
             run(&mut store, Command::Delete { key: "k".into() }),
             Outcome::Delete { previous: Some("3".into()) }
@@ -136,16 +157,39 @@ mod tests {
             run(&mut store, cas(None, Some("new"))),
             Outcome::Cas { swapped: true, current: Some("new".into()) }
         );
-        assert!(matches!(postcard::from_bytes(&store.apply(0, b"\xff\xff")).unwrap(), Outcome::Invalid(_)));
+        assert!(matches!(
+            postcard::from_bytes(&apply(&mut store, b"\xff\xff")).unwrap(),
+            Outcome::Invalid(_)
+        ));
     }
 
     #[test]
     fn snapshots_restore_the_same_store() {
         let mut store = KvStore::default();
         run(&mut store, Command::Put { key: "a".into(), value: "1".into() });
+        let meta = SnapshotMeta::default();
+        let mut image = Image(Vec::new());
+        block_on(store.build_snapshot(&meta, &mut image)).unwrap();
         let mut restored = KvStore::default();
-        restored.restore(&store.snapshot()).unwrap();
-        assert_eq!(get(&restored, "a").as_deref(), Some("1"));
-        assert!(restored.restore(b"\xff").is_err());
+        block_on(restored.restore(&meta, &mut Chunk(Some(Bytes::from(image.0))))).unwrap();
+        assert_eq!(get(&mut restored, "a").as_deref(), Some("1"));
+        assert!(block_on(restored.restore(&meta, &mut Chunk(Some(Bytes::from_static(b"\xff"))))).is_err());
+    }
+
+    struct Image(Vec<u8>);
+
+    impl SnapshotWriter for Image {
+        async fn write(&mut self, chunk: &[u8]) -> Result<(), raft_core::SnapshotAborted> {
+            self.0.extend_from_slice(chunk);
+            Ok(())
+        }
+    }
+
+    struct Chunk(Option<Bytes>);
+
+    impl SnapshotReader for Chunk {
+        async fn read(&mut self) -> Result<Option<Bytes>, raft_core::SnapshotAborted> {
+            Ok(self.0.take())
+        }
     }
 }
