@@ -12,7 +12,8 @@
 //! * [`RaftNode`]: a running node for applications — propose, read, change membership,
 //!   transfer leadership, status — each with a bounded timeout.
 //!
-//! The `raft-kv` binary in this crate is a replicated key-value service built on these parts.
+//! `raft-kv` (the nested package `raft-std/kv`) is a replicated key-value service built on
+//! these parts.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

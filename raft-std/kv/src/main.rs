@@ -6,7 +6,7 @@
 //! raft-kv cluster up --nodes 3        # or: a local 3-node cluster in one command
 //! ```
 //!
-//! See the crate's README for the HTTP API.
+//! See `raft-std/kv/README.md` for the HTTP API.
 
 mod api_error;
 mod cli;
