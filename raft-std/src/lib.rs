@@ -7,8 +7,11 @@
 //!   events merged into a node's input.
 //! * [`FileState`]: a durable [`PersistentState`](raft_core::PersistentState) in a data
 //!   directory (segmented, checksummed log; atomic term and vote; snapshots; crash recovery).
-//! * [`Transport`]: TCP with length-delimited postcard frames, a cluster-id handshake,
-//!   reconnection with backoff and bounded per-peer queues; [`Faults`] cuts links in tests.
+//! * [`Transport`]: how a node reaches its peers, with two implementations:
+//!   [`TcpTransport`] (length-delimited frames, a cluster-id handshake, reconnection with
+//!   backoff, bounded per-peer queues) and [`ChannelNetwork`] (in-process, with fault
+//!   injection). The `testing` feature adds `FaultyTransport`, which cuts links of any
+//!   transport.
 //! * [`RaftNode`]: a running node for applications — propose, read, change membership,
 //!   transfer leadership, status — each with a bounded timeout.
 //!
@@ -25,4 +28,8 @@ mod transport;
 pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status};
 pub use storage::{FileState, FsyncPolicy, StateReader, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, DEFAULT_TICK};
-pub use transport::{Faults, Inbox, PeerBook, PeerLink, Transport, TransportConfig};
+pub use transport::{
+    ChannelNetwork, ChannelTransport, PeerLink, TcpConfig, TcpTransport, Transport, DEFAULT_CHANNEL_INBOX_LEN,
+};
+#[cfg(feature = "testing")]
+pub use transport::{Faults, FaultyTransport};

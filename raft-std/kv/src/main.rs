@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use raft_std::RaftNode;
+use raft_std::{Faults, FaultyTransport, RaftNode, TcpTransport};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -48,11 +48,19 @@ async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let NodePlan { http, config, fault_injection } = args.plan()?;
-    let faults = fault_injection.then(|| config.faults.clone());
-    let node = RaftNode::start(config, KvStore::default()).await?;
+    let NodePlan { http, config, tcp, fault_injection } = args.plan()?;
+    let listen = tcp.listen;
+    let transport = TcpTransport::bind(config.id, tcp)
+        .await
+        .map_err(|e| format!("cannot listen for peers on {listen}: {e}"))?;
+    let raft = transport.local_addr();
+    // Without --fault-injection nobody holds the handle, so no link is ever cut.
+    let faults = Faults::default();
+    let transport = FaultyTransport::new(config.id, transport, faults.clone());
+    let node = RaftNode::start(config, KvStore::default(), transport).await?;
     let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot serve HTTP on {http}: {e}"))?;
-    tracing::info!(%http, raft = %node.local_addr(), "serving the HTTP API");
+    tracing::info!(%http, %raft, "serving the HTTP API");
+    let faults = fault_injection.then_some(faults);
     let server =
         axum::serve(listener, http::router(node.clone(), faults)).with_graceful_shutdown(termination());
     let outcome: Result<(), Box<dyn std::error::Error>> = tokio::select! {
