@@ -1,22 +1,116 @@
 //! # raft-std
 //!
-//! The tokio adapter for [`raft_core`]: what the runtime owns, kept thin around the
-//! protocol core.
+//! The tokio adapter for [`raft_core`]: what the runtime owns, kept thin around the protocol
+//! core, and [`RaftNode`], the handle an async application holds.
 //!
-//! * [`ticks`] / [`with_ticks`]: time, as [`Incoming::Tick`](raft_core::Incoming::Tick)
-//!   events merged into a node's input.
+//! * [`RaftNode`]: a running node — [`propose`](RaftNode::propose),
+//!   [`read`](RaftNode::read) (linearizable) and [`read_local`](RaftNode::read_local),
+//!   membership ([`add_member`](RaftNode::add_member) learner-first,
+//!   [`add_learner`](RaftNode::add_learner), [`promote`](RaftNode::promote),
+//!   [`remove_member`](RaftNode::remove_member),
+//!   [`change_membership`](RaftNode::change_membership) by joint consensus),
+//!   [`transfer_leader`](RaftNode::transfer_leader), [`compact`](RaftNode::compact),
+//!   [`status`](RaftNode::status), [`shutdown`](RaftNode::shutdown). Every request works on
+//!   any node (followers forward to the leader) and has a deadline.
+//! * [`Transport`]: how a node reaches its peers. [`TcpTransport`] (length-delimited frames,
+//!   a cluster-id handshake, reconnection with backoff, bounded per-peer queues) and
+//!   [`ChannelNetwork`] (in one process, with cut, heal and delay) come with the crate; the
+//!   `testing` feature adds `FaultyTransport`, which cuts links of any transport.
 //! * [`FileState`]: a durable [`PersistentState`](raft_core::PersistentState) in a data
 //!   directory (segmented, checksummed log; atomic term and vote; snapshots; crash recovery).
-//! * [`Transport`]: how a node reaches its peers, with two implementations:
-//!   [`TcpTransport`] (length-delimited frames, a cluster-id handshake, reconnection with
-//!   backoff, bounded per-peer queues) and [`ChannelNetwork`] (in-process, with fault
-//!   injection). The `testing` feature adds `FaultyTransport`, which cuts links of any
-//!   transport.
-//! * [`RaftNode`]: a running node for applications — propose, read, change membership,
-//!   transfer leadership, status — each with a bounded timeout.
+//! * [`ticks`] / [`with_ticks`]: time, as [`Incoming::Tick`](raft_core::Incoming::Tick)
+//!   events merged into a node's input, for those who drive raft-core's stream themselves.
 //!
 //! `raft-kv` (the nested package `raft-std/kv`) is a replicated key-value service built on
-//! these parts.
+//! these parts, with an HTTP API and Prometheus metrics.
+//!
+//! ## A three-node cluster in one process
+//!
+//! Your state machine, three nodes on the in-process channel transport, a write through a
+//! follower, a linearizable read, a partition:
+//!
+//! ```
+//! use raft_core::{Bytes, Index, RestoreError, StateMachine};
+//! use raft_std::{ChannelNetwork, NodeConfig, RaftNode};
+//!
+//! /// Adds up the numbers it is sent.
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl StateMachine for Counter {
+//!     fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
+//!         let step = command.try_into().map(u64::from_le_bytes).unwrap_or(0);
+//!         self.0 = self.0.saturating_add(step);
+//!         Bytes::copy_from_slice(&self.0.to_le_bytes())
+//!     }
+//!     fn query(&self, _query: &[u8]) -> Bytes {
+//!         Bytes::copy_from_slice(&self.0.to_le_bytes())
+//!     }
+//!     fn snapshot(&self) -> Bytes {
+//!         Bytes::copy_from_slice(&self.0.to_le_bytes())
+//!     }
+//!     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+//!         let bytes = snapshot.try_into().map_err(|_| RestoreError("not 8 bytes".into()))?;
+//!         self.0 = u64::from_le_bytes(bytes);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn total(answer: Bytes) -> u64 {
+//!     u64::from_le_bytes(answer.as_ref().try_into().unwrap())
+//! }
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = tempfile::tempdir()?;
+//! let network = ChannelNetwork::new();
+//! let mut nodes = Vec::new();
+//! for id in 1..=3 {
+//!     let mut config = NodeConfig::new(id, data.path().join(id.to_string()));
+//!     for peer in (1..=3).filter(|&peer| peer != id) {
+//!         config.peers.insert(peer, format!("node-{peer}")); // channels need no address
+//!     }
+//!     nodes.push(RaftNode::start(config, Counter::default(), network.join(id)).await?);
+//! }
+//!
+//! // Any node takes writes; the first waits for the election.
+//! nodes[2].propose(Bytes::copy_from_slice(&5u64.to_le_bytes())).await?;
+//! assert_eq!(total(nodes[1].read(Bytes::new()).await?), 5);
+//!
+//! // Cut the leader off: the other two elect a new one and go on.
+//! let leader = nodes[0].status().await?.diagnostics.leader.expect("a leader");
+//! network.isolate(leader, (1..=3).filter(|&id| id != leader));
+//! let majority: Vec<_> = nodes.iter().filter(|node| node.id() != leader).collect();
+//! let applied = majority[0].propose(Bytes::copy_from_slice(&2u64.to_le_bytes())).await?;
+//! assert_eq!(total(applied.response), 7);
+//! network.heal();
+//! for node in &nodes {
+//!     node.shutdown().await;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Across processes, give each node a [`TcpTransport`] instead of `network.join(id)`, and
+//! the peers' `host:port` in [`NodeConfig::peers`].
+//!
+//! ## Bounded by default
+//!
+//! Every queue has a bound, and what a node keeps is bounded by its snapshot policy:
+//!
+//! | what | bound | knob |
+//! | --- | --- | --- |
+//! | log in memory (raft-core's window) | the entries after the last snapshot: about `snapshot_every` applied entries, plus those not yet applied | [`NodeConfig::raft`]`.snapshot_every`, default [`DEFAULT_SNAPSHOT_EVERY`] (10,000); or [`RaftNode::compact`] |
+//! | log on disk | the same entries, plus the older entries of the oldest segment still needed (segments are deleted whole), so at most one [`StorageOptions::segment_bytes`] (64 MiB) more; 16 bytes of index in memory per entry on disk | [`StorageOptions::segment_bytes`] |
+//! | start-up | reads the snapshot and the log segments left; applies again only the entries after the snapshot (the in-memory bound above) | the same |
+//! | requests waiting for a node | 1,024 client requests, then 1,024 protocol inputs; a full queue makes callers wait up to their deadline | [`NodeConfig::request_timeout`] |
+//! | TCP | per peer 1,024 frames or 64 MiB queued, 4,096 received frames waiting; beyond, frames are dropped and counted | [`TcpConfig`] |
+//! | channels | 4,096 frames per inbox; beyond, dropped and counted | [`ChannelNetwork::with_inbox_len`] |
+//!
+//! A snapshot holds the whole state machine, in memory while it is taken, stored and sent
+//! in chunks to a lagging follower. With `snapshot_every = 0` nothing is compacted unless
+//! [`RaftNode::compact`] is called, and the log grows without bound.
+//!
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -25,7 +119,7 @@ mod storage;
 mod ticks;
 mod transport;
 
-pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status};
+pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status, DEFAULT_SNAPSHOT_EVERY};
 pub use storage::{FileState, FsyncPolicy, StateReader, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, DEFAULT_TICK};
 pub use transport::{

@@ -10,6 +10,14 @@ use raft_core::{Config, Membership, NodeId};
 use crate::storage::StorageOptions;
 use crate::ticks::DEFAULT_TICK;
 
+/// The snapshot policy [`NodeConfig::new`] sets: a snapshot, and log compaction, after every
+/// 10,000 applied entries (raft-core's own default, 0, never compacts).
+///
+/// It bounds what a node holds (see the crate docs, "Bounded by default"): the in-memory log
+/// and the entries replayed at start-up stay below this many committed entries (plus those not
+/// yet committed), and the on-disk log below that plus one log segment.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
+
 /// How to run one node.
 ///
 /// ```
@@ -18,6 +26,7 @@ use crate::ticks::DEFAULT_TICK;
 /// config.peers.insert(2, "127.0.0.1:7002".into());
 /// config.peers.insert(3, "127.0.0.1:7003".into());
 /// assert_eq!(config.bootstrap().voters.len(), 3);
+/// assert_eq!(config.raft.snapshot_every, raft_std::DEFAULT_SNAPSHOT_EVERY);
 /// ```
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -32,8 +41,11 @@ pub struct NodeConfig {
     pub join: bool,
     /// Where the log, term, vote and snapshots live.
     pub data_dir: PathBuf,
-    /// Timeouts, limits and features of the protocol. `snapshot_every` sets the snapshot
-    /// policy.
+    /// Timeouts, limits and features of the protocol: raft-core's defaults, except
+    /// `snapshot_every`, the snapshot policy, which is [`DEFAULT_SNAPSHOT_EVERY`] (0 turns
+    /// automatic snapshots off: the log then grows until [`RaftNode::compact`] is called).
+    ///
+    /// [`RaftNode::compact`]: crate::RaftNode::compact
     pub raft: Config,
     /// Storage tuning (fsync policy, segment size).
     pub storage: StorageOptions,
@@ -57,7 +69,7 @@ impl NodeConfig {
             peers: BTreeMap::new(),
             join: false,
             data_dir: data_dir.into(),
-            raft: Config::default(),
+            raft: Config { snapshot_every: DEFAULT_SNAPSHOT_EVERY, ..Config::default() },
             storage: StorageOptions::default(),
             request_timeout: Duration::from_secs(5),
             tick: DEFAULT_TICK,

@@ -14,7 +14,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft_core::{Applied, Bytes, ConfigError, Diagnostics, NodeId, RaftStreamExt, StateMachine};
+use raft_core::{Applied, Bytes, ConfigError, Diagnostics, Index, NodeId, RaftStreamExt, StateMachine};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout_at, Instant};
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::addresses::Addresses;
-pub use self::config::NodeConfig;
+pub use self::config::{NodeConfig, DEFAULT_SNAPSHOT_EVERY};
 use self::directory::{Directory, Envelope};
 pub use self::error::{RequestError, StartError};
 use self::retry::Next;
@@ -38,6 +38,8 @@ use crate::transport::{PeerLink, Transport};
 const INPUT_LEN: usize = 1024;
 /// Client requests waiting for the node task at most.
 const COMMAND_LEN: usize = 1024;
+/// How often [`RaftNode::compact`] looks whether the snapshot is taken.
+const COMPACT_POLL: Duration = Duration::from_millis(10);
 
 /// A node's state, as [`RaftNode::status`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -209,6 +211,30 @@ impl RaftNode {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(_)) => Err(self.failure_after_drop()),
             Err(_) => Err(self.timeout()),
+        }
+    }
+
+    /// Takes a snapshot of the state machine now and compacts the log up to the applied
+    /// index, without waiting for the snapshot policy
+    /// ([`NodeConfig::raft`]`.snapshot_every`). Resolves with the last index the snapshot
+    /// covers (the earlier snapshot's when nothing was applied since).
+    pub async fn compact(&self) -> Result<Index, RequestError> {
+        let deadline = self.deadline();
+        let before = self.status().await?.diagnostics;
+        let target = before.applied_index;
+        if before.first_index > target {
+            return Ok(before.first_index - 1);
+        }
+        self.enqueue(Command::Compact, deadline).await?;
+        loop {
+            let covered = self.status().await?.diagnostics.first_index - 1;
+            if covered >= target {
+                return Ok(covered);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.timeout());
+            }
+            tokio::time::sleep(COMPACT_POLL).await;
         }
     }
 

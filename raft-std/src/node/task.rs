@@ -30,6 +30,8 @@ pub(super) enum Command {
     Request { request: Request, reply: oneshot::Sender<Outcome>, deadline: Instant },
     /// Report the node's state.
     Status { reply: oneshot::Sender<Status> },
+    /// Take a snapshot and compact the log now.
+    Compact,
 }
 
 /// The node's outgoing event stream.
@@ -286,6 +288,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
                 self.status_waiters.push(reply);
                 self.push(Incoming::Diagnostics);
             }
+            Command::Compact => self.push(Incoming::Compact),
         }
     }
 
