@@ -111,6 +111,26 @@
 //! in chunks to a lagging follower. With `snapshot_every = 0` nothing is compacted unless
 //! [`RaftNode::compact`] is called, and the log grows without bound.
 //!
+//! ## Metrics
+//!
+//! raft-std reports through the [`metrics`] facade: install a recorder (raft-kv uses
+//! `metrics-exporter-prometheus`) **before** starting a node; without one, reporting costs
+//! next to nothing. Every series carries the label `node`:
+//!
+//! | series | kind | what |
+//! | --- | --- | --- |
+//! | `raft_term` | gauge | the current term |
+//! | `raft_role` | gauge | 0 follower, 1 pre-candidate, 2 candidate, 3 leader |
+//! | `raft_leader_changes_total` | counter | times the node saw a new leader |
+//! | `raft_commit_index`, `raft_applied_index` | gauge | commit and applied index (refreshed every second) |
+//! | `raft_first_log_index`, `raft_last_log_index` | gauge | the log's extent (older entries are in the snapshot) |
+//! | `raft_proposals_total{outcome="ok"\|"failed"}` | counter | proposals this node ran as leader |
+//! | `raft_log_append_seconds`, `raft_log_fsync_seconds` | histogram | FileState's log appends (fsync included) and their fsyncs |
+//! | `raft_snapshots_total{kind="taken"\|"installed"}` | counter | snapshots taken here, or installed from a leader |
+//! | `raft_snapshot_seconds` | histogram | time to take and store a snapshot |
+//!
+//! Log lines from a node, its storage and its transport carry the `tracing` span
+//! `raft{node=<id>}`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod http;
 mod machine;
+mod metrics;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -49,6 +50,7 @@ async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let NodePlan { http, config, tcp, fault_injection } = args.plan()?;
+    let metrics = metrics::install()?;
     let listen = tcp.listen;
     let transport = TcpTransport::bind(config.id, tcp)
         .await
@@ -61,8 +63,8 @@ async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot serve HTTP on {http}: {e}"))?;
     tracing::info!(%http, %raft, "serving the HTTP API");
     let faults = fault_injection.then_some(faults);
-    let server =
-        axum::serve(listener, http::router(node.clone(), faults)).with_graceful_shutdown(termination());
+    let server = axum::serve(listener, http::router(node.clone(), metrics, faults))
+        .with_graceful_shutdown(termination());
     let outcome: Result<(), Box<dyn std::error::Error>> = tokio::select! {
         served = server => served.map_err(Into::into),
         reason = node.stopped() => Err(reason.into()),

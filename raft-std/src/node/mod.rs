@@ -6,6 +6,7 @@ mod config;
 mod directory;
 mod error;
 mod membership;
+mod metrics;
 mod retry;
 mod task;
 mod versioned;
@@ -127,6 +128,7 @@ impl RaftNode {
         let state = tokio::task::spawn_blocking(open)
             .await
             .map_err(|e| StartError::Storage(StorageError::Task(e.to_string())))??;
+        state.label_metrics(id)?;
         let reader = state.reader();
 
         let (input, inputs) = mpsc::channel(INPUT_LEN);

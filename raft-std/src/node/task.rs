@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::addresses::Addresses;
 use super::error::RequestError;
+use super::metrics::NodeMetrics;
 use super::wire::{Failure, Frame, Outcome, Request, Response};
 use super::Status;
 use crate::storage::StorageError;
 use crate::transport::Transport;
 
-/// How often expired requests are dropped.
+/// How often expired requests are dropped and the index metrics refreshed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What a [`RaftNode`](super::RaftNode) handle asks of its task.
@@ -99,6 +100,7 @@ pub(super) struct NodeTask<E, T> {
     /// The leader as the node last reported it.
     leader: Option<NodeId>,
     next_id: RequestId,
+    metrics: NodeMetrics,
 }
 
 impl<E: Events, T: Transport> NodeTask<E, T> {
@@ -121,6 +123,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
             diagnostics_requests: Vec::new(),
             leader: None,
             next_id: 0,
+            metrics: NodeMetrics::new(id),
         }
     }
 
@@ -154,7 +157,12 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
                     }
                 },
                 _ = self.addresses.learned() => self.pass_on_addresses(),
-                _ = sweep.tick() => self.sweep(),
+                _ = sweep.tick() => {
+                    self.sweep();
+                    if room {
+                        self.push(Incoming::Diagnostics); // refreshes the metrics
+                    }
+                }
             }
         }
         self.transport.shutdown().await;
@@ -207,6 +215,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Proposal { id, result } => {
+                self.metrics.proposal(result.is_ok());
                 self.resolve(id, result.map(Response::Applied).map_err(Failure::Propose))
             }
             Event::Read { id, result } => self.resolve(id, result.map(Response::Read).map_err(Failure::Read)),
@@ -229,6 +238,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
                     Role::Follower => tracing::info!(term, leader, "following"),
                 }
                 self.leader = leader;
+                self.metrics.role_changed(role, term, leader);
             }
             Event::Compacted { through } => tracing::debug!(through, "log compacted"),
             Event::Dropped { from, reason } => {
@@ -240,6 +250,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
     }
 
     fn answer_status(&mut self, diagnostics: Diagnostics) {
+        self.metrics.observe(&diagnostics);
         for id in std::mem::take(&mut self.diagnostics_requests) {
             let outcome = if diagnostics.role == Role::Leader {
                 Ok(Response::Diagnostics(Box::new(diagnostics.clone())))

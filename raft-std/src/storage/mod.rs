@@ -16,6 +16,7 @@
 mod checked_file;
 mod error;
 mod log;
+mod metrics;
 mod record;
 mod segment;
 
@@ -23,12 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use raft_core::{
-    AppliedState, Bytes, Entry, HardState, Index, InitialState, LogId, Membership, PersistentState, Snapshot,
-    SnapshotMeta, StateMachine,
+    AppliedState, Bytes, Entry, HardState, Index, InitialState, LogId, Membership, NodeId, PersistentState,
+    Snapshot, SnapshotMeta, StateMachine,
 };
 
 pub use self::error::StorageError;
 use self::log::SegmentLog;
+use self::metrics::{seconds_since, StorageMetrics};
 
 const HARD_STATE_FILE: &str = "hard_state";
 const SNAPSHOT_FILE: &str = "snapshot";
@@ -144,6 +146,13 @@ impl<M: StateMachine> FileState<M> {
 }
 
 impl<M> FileState<M> {
+    /// Labels the store's metrics with `node` (unlabelled until then).
+    pub(crate) fn label_metrics(&self, node: NodeId) -> Result<(), StorageError> {
+        let metrics = StorageMetrics::new(vec![::metrics::Label::new("node", node.to_string())]);
+        lock(&self.disk)?.log.metrics = Some(metrics);
+        Ok(())
+    }
+
     /// A handle that reads the state machine while the node runs (for stale reads, metrics or
     /// tests).
     pub fn reader(&self) -> StateReader<M> {
@@ -258,9 +267,13 @@ where
     async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, StorageError> {
         let machine = Arc::clone(&self.machine);
         self.on_disk(move |disk| {
+            let start = std::time::Instant::now();
             let snapshot = lock(&machine)?.snapshot(meta);
             disk.store_snapshot(&snapshot)?;
             disk.log.discard_through(snapshot.meta.last.index)?;
+            let metrics = disk.log.metrics();
+            metrics.snapshot.record(seconds_since(start));
+            metrics.taken.increment(1);
             tracing::info!(
                 index = snapshot.meta.last.index,
                 term = snapshot.meta.last.term,
@@ -286,6 +299,7 @@ where
             } else {
                 disk.log.reset(last.index + 1)?;
             }
+            disk.log.metrics().installed.increment(1);
             tracing::info!(
                 index = last.index,
                 term = last.term,
