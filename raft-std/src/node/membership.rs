@@ -38,7 +38,8 @@ impl RaftNode {
     }
 
     /// Adds node `id`, listening for peers on `address`, as a voter, safely: as a learner
-    /// first ([`add_learner`](RaftNode::add_learner)), then, once its match index is within
+    /// first ([`add_learner`](RaftNode::add_learner)), then, once it answers the leader and
+    /// its match index is within
     /// [`NodeConfig::catch_up_margin`](crate::NodeConfig::catch_up_margin) entries of the
     /// leader's last index, promoted ([`promote`](RaftNode::promote)). A node that is far
     /// behind therefore never counts against the quorum. Progress is logged every second.
@@ -126,9 +127,12 @@ impl RaftNode {
         loop {
             let leader = self.leader_diagnostics(self.deadline()).await?;
             let last_index = leader.last_log.index;
-            let match_index =
-                leader.peers.iter().find(|peer| peer.id == id).map_or(0, |peer| peer.match_index);
-            if last_index.saturating_sub(match_index) <= margin {
+            let peer = leader.peers.iter().find(|peer| peer.id == id);
+            let match_index = peer.map_or(0, |peer| peer.match_index);
+            // It must have answered lately, and hold something: in a young cluster a node that
+            // never answered is within the margin too.
+            let answering = peer.is_some_and(|peer| peer.recently_active) && match_index > 0;
+            if answering && last_index.saturating_sub(match_index) <= margin {
                 tracing::info!(peer = id, match_index, last_index, waited = ?start.elapsed(), "learner caught up");
                 return Ok(());
             }
