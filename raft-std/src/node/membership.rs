@@ -47,6 +47,40 @@ impl RaftNode {
     /// Fails with [`RequestError::CatchUp`] if the learner has not caught up within
     /// [`NodeConfig::catch_up_timeout`](crate::NodeConfig::catch_up_timeout); it then stays a
     /// learner, and calling `add_member` again resumes.
+    ///
+    /// A node grows into a cluster of three, which then changes its voters:
+    ///
+    /// ```
+    /// use raft_core::Bytes;
+    /// use raft_std::{ChannelNetwork, NodeConfig, RaftNode};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (data, network) = (tempfile::tempdir()?, ChannelNetwork::new());
+    /// let start = |id, join| {
+    ///     let mut config = NodeConfig::new(id, data.path().join(id.to_string()));
+    ///     config.join = join; // a newcomer waits to be added
+    ///     RaftNode::start(config, Vec::<Bytes>::new(), network.join(id))
+    /// };
+    /// let one = start(1, false).await?; // alone: it leads itself
+    /// let (two, three) = (start(2, true).await?, start(3, true).await?);
+    ///
+    /// one.add_member(2, "node-2").await?; // learner, caught up, then voter
+    /// one.add_learner(3, "node-3").await?; // learner only …
+    /// let members = two.promote(3).await?; // … until promoted, through any node
+    /// assert_eq!(members.voters.len(), 3);
+    ///
+    /// // Joint consensus: voters 2 and 3, node 1 stays on as a learner.
+    /// let members = three.change_membership([2, 3], [1]).await?;
+    /// assert!(members.learners.contains(&1) && !members.voters.contains(&1));
+    /// let members = three.remove_member(1).await?;
+    /// assert!(!members.contains(1));
+    /// for node in [one, two, three] {
+    ///     node.shutdown().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn add_member(
         &self,
         id: NodeId,

@@ -75,6 +75,7 @@ pub struct Status {
 /// let applied = node.propose(Bytes::from("hello")).await?; // waits for the node to elect itself
 /// assert!(applied.index > 0);
 /// assert_eq!(node.read(Bytes::copy_from_slice(&0u64.to_le_bytes())).await?, "hello");
+/// assert_eq!(node.compact().await?, applied.index); // a snapshot now, the log compacted
 /// node.shutdown().await;
 /// # Ok(())
 /// # }
