@@ -19,6 +19,7 @@
 mod checked_file;
 mod error;
 mod log;
+mod metrics;
 mod record;
 mod segment;
 mod snapshot_file;
@@ -27,10 +28,13 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use raft_core::{Bytes, Entry, HardState, Index, LogId, LogState, LogStore, Membership, SnapshotMeta};
+use raft_core::{
+    Bytes, Entry, HardState, Index, LogId, LogState, LogStore, Membership, NodeId, SnapshotMeta,
+};
 
 pub use self::error::StorageError;
 use self::log::SegmentLog;
+use self::metrics::{seconds_since, StorageMetrics};
 use self::snapshot_file::SnapshotFiles;
 
 const HARD_STATE_FILE: &str = "hard_state";
@@ -94,6 +98,8 @@ struct Disk {
     sync: bool,
     hard_state: HardState,
     snapshot: SnapshotFiles,
+    /// When the staged snapshot's first chunk arrived.
+    staging_since: Option<std::time::Instant>,
     bootstrap: Membership,
     log: SegmentLog,
 }
@@ -138,13 +144,21 @@ impl FileState {
             dir = %dir.display(), term = hard_state.term, snapshot_index = snapshot_id.index,
             last_index = log.next_index() - 1, "storage opened"
         );
-        let disk = Disk { dir: dir.to_path_buf(), sync, hard_state, snapshot, bootstrap, log };
+        let disk =
+            Disk { dir: dir.to_path_buf(), sync, hard_state, snapshot, staging_since: None, bootstrap, log };
         Ok(FileState { disk: Arc::new(Mutex::new(disk)), recovered: entries.into() })
     }
 
     /// The index of the last stored log entry (the snapshot's when the log after it is empty).
     pub fn last_index(&self) -> Result<Index, StorageError> {
         Ok(lock(&self.disk)?.log.next_index() - 1)
+    }
+
+    /// Labels the store's metrics with `node` (unlabelled until then).
+    pub(crate) fn label_metrics(&self, node: NodeId) -> Result<(), StorageError> {
+        let metrics = StorageMetrics::new(vec![::metrics::Label::new("node", node.to_string())]);
+        lock(&self.disk)?.log.metrics = Some(metrics);
+        Ok(())
     }
 
     /// Runs `work` on the disk from tokio's blocking pool.
@@ -224,7 +238,13 @@ impl LogStore for FileState {
 
     async fn write_snapshot_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let data = data.to_vec();
-        self.on_disk(move |disk| disk.snapshot.stage(offset, &data)).await
+        self.on_disk(move |disk| {
+            if offset == 0 {
+                disk.staging_since = Some(std::time::Instant::now());
+            }
+            disk.snapshot.stage(offset, &data)
+        })
+        .await
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<(), StorageError> {
@@ -239,6 +259,11 @@ impl LogStore for FileState {
                 disk.log.discard_through(last.index)?;
             } else {
                 disk.log.reset(last.index + 1)?;
+            }
+            let metrics = disk.log.metrics();
+            metrics.snapshots.increment(1);
+            if let Some(since) = disk.staging_since.take() {
+                metrics.snapshot.record(seconds_since(since));
             }
             tracing::info!(
                 index = last.index,

@@ -6,19 +6,20 @@
 //! raft-kv cluster up --nodes 3        # or: a local 3-node cluster in one command
 //! ```
 //!
-//! See the crate's README for the HTTP API.
+//! See `raft-std/kv/README.md` for the HTTP API.
 
 mod api_error;
 mod cli;
 mod cluster;
 mod http;
 mod machine;
+mod metrics;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use raft_std::RaftNode;
+use raft_std::{Faults, FaultyTransport, RaftNode, TcpTransport};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -48,13 +49,22 @@ async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let NodePlan { http, config, fault_injection } = args.plan()?;
-    let faults = fault_injection.then(|| config.faults.clone());
-    let node = RaftNode::start(config, KvStore::default()).await?;
+    let NodePlan { http, config, tcp, fault_injection } = args.plan()?;
+    let metrics = metrics::install()?;
+    let listen = tcp.listen;
+    let transport = TcpTransport::bind(config.id, tcp)
+        .await
+        .map_err(|e| format!("cannot listen for peers on {listen}: {e}"))?;
+    let raft = transport.local_addr();
+    // Without --fault-injection nobody holds the handle, so no link is ever cut.
+    let faults = Faults::default();
+    let transport = FaultyTransport::new(config.id, transport, faults.clone());
+    let node = RaftNode::start(config, KvStore::default(), transport).await?;
     let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot serve HTTP on {http}: {e}"))?;
-    tracing::info!(%http, raft = %node.local_addr(), "serving the HTTP API");
-    let server =
-        axum::serve(listener, http::router(node.clone(), faults)).with_graceful_shutdown(termination());
+    tracing::info!(%http, %raft, "serving the HTTP API");
+    let faults = fault_injection.then_some(faults);
+    let server = axum::serve(listener, http::router(node.clone(), metrics, faults))
+        .with_graceful_shutdown(termination());
     let outcome: Result<(), Box<dyn std::error::Error>> = tokio::select! {
         served = server => served.map_err(Into::into),
         reason = node.stopped() => Err(reason.into()),

@@ -30,7 +30,7 @@ pub(super) async fn run(shared: Arc<Shared>, to: NodeId, mut queue: mpsc::Receiv
             } else {
                 tracing::debug!(peer = to, "connected to peer");
             }
-            pump(&shared, to, &mut connection, &mut queue, &link).await
+            pump(to, &mut connection, &mut queue, &link).await
         };
         let failure = tokio::select! {
             _ = shared.stop.cancelled() => return,
@@ -67,7 +67,6 @@ async fn connect(shared: &Shared, to: NodeId) -> Result<Connection, String> {
 
 /// Writes queued messages until the connection fails (`Err`) or the queue closes (`Ok`).
 async fn pump(
-    shared: &Shared,
     to: NodeId,
     connection: &mut Connection,
     queue: &mut mpsc::Receiver<Bytes>,
@@ -77,10 +76,10 @@ async fn pump(
         tokio::select! {
             message = queue.recv() => {
                 let Some(message) = message else { return Ok(()) };
-                write(shared, to, connection, link, message).await?;
+                write(connection, link, message).await?;
                 for _ in 1..BATCH {
                     let Ok(message) = queue.try_recv() else { break };
-                    write(shared, to, connection, link, message).await?;
+                    write(connection, link, message).await?;
                 }
                 SinkExt::<Bytes>::flush(connection).await.map_err(|e| format!("write failed: {e}"))?;
                 if queue.is_empty() {
@@ -97,18 +96,9 @@ async fn pump(
     }
 }
 
-/// Buffers one message (flushed by the caller), unless its link is cut.
-async fn write(
-    shared: &Shared,
-    to: NodeId,
-    connection: &mut Connection,
-    link: &Link,
-    message: Bytes,
-) -> Result<(), String> {
+/// Buffers one frame (flushed by the caller).
+async fn write(connection: &mut Connection, link: &Link, message: Bytes) -> Result<(), String> {
     link.queued_bytes.fetch_sub(message.len(), Ordering::Relaxed);
-    if shared.faults.is_blocked(shared.identity.id, to) {
-        return Ok(());
-    }
     connection.feed(message).await.map_err(|e| format!("write failed: {e}"))
 }
 

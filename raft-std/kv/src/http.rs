@@ -4,9 +4,11 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use raft_core::{Membership, NodeId};
 use raft_std::{Faults, RaftNode, Status};
 use serde::Deserialize;
@@ -26,16 +28,18 @@ type Reply = Result<Json<Value>, ApiError>;
 #[derive(Clone)]
 struct Api {
     node: RaftNode,
+    metrics: PrometheusHandle,
     /// Present when the node runs with `--fault-injection`.
     faults: Option<Faults>,
 }
 
 /// The service's routes.
-pub fn router(node: RaftNode, faults: Option<Faults>) -> Router {
+pub fn router(node: RaftNode, metrics: PrometheusHandle, faults: Option<Faults>) -> Router {
     Router::new()
         .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/kv/{key}/cas", post(compare_and_swap))
         .route("/status", get(status))
+        .route("/metrics", get(prometheus))
         .route("/cluster/members", post(add_member))
         .route("/cluster/members/{id}", delete(remove_member))
         .route("/cluster/transfer-leader", post(transfer_leader))
@@ -52,7 +56,7 @@ pub fn router(node: RaftNode, faults: Option<Faults>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Api { node, faults })
+        .with_state(Api { node, metrics, faults })
 }
 
 fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -205,6 +209,11 @@ async fn status(State(api): State<Api>) -> Reply {
         "replication": d.peers,
         "links": links,
     })))
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn prometheus(State(api): State<Api>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.metrics.render())
 }
 
 fn members(membership: &Membership) -> Value {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use raft_core::{Config, NodeId};
-use raft_std::{FsyncPolicy, NodeConfig, StorageOptions};
+use raft_std::{FsyncPolicy, NodeConfig, StorageOptions, TcpConfig};
 
 /// A replicated key-value store on Raft, with a JSON HTTP API.
 ///
@@ -116,6 +116,7 @@ pub fn check_address(address: &str) -> Result<(), String> {
 pub struct NodePlan {
     pub http: SocketAddr,
     pub config: NodeConfig,
+    pub tcp: TcpConfig,
     pub fault_injection: bool,
 }
 
@@ -132,8 +133,8 @@ impl NodeArgs {
         if let Some(peer) = self.peers.iter().find(|p| p.id == id) {
             return Err(format!("--peers lists this node's own id {} ({})", id, peer.address));
         }
-        let mut config = NodeConfig::new(id, listen, data);
-        config.transport.cluster = self.cluster_id;
+        let tcp = TcpConfig::new(self.cluster_id, listen);
+        let mut config = NodeConfig::new(id, data);
         config.peers = self.peers.into_iter().map(|p| (p.id, p.address)).collect();
         config.join = self.join;
         config.raft = Config {
@@ -152,7 +153,7 @@ impl NodeArgs {
             ..StorageOptions::default()
         };
         config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
-        Ok(NodePlan { http, config, fault_injection: self.fault_injection })
+        Ok(NodePlan { http, config, tcp, fault_injection: self.fault_injection })
     }
 }
 

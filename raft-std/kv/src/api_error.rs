@@ -74,6 +74,10 @@ impl From<RequestError> for ApiError {
                 _ => unavailable("transfer_failed"),
             },
             RequestError::Proposal(_) => ApiError::new(S::INTERNAL_SERVER_ERROR, "outcome_unknown", message),
+            RequestError::CatchUp { id, match_index, last_index, .. } => unavailable("catch_up_timeout")
+                .with("id", id)
+                .with("match_index", match_index)
+                .with("last_index", last_index),
             RequestError::Protocol(_) => ApiError::new(S::BAD_GATEWAY, "protocol", message),
             _ => ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", message),
         }

@@ -197,6 +197,15 @@ impl Api {
         self.send(self.client.delete(self.url(id, path))).await
     }
 
+    /// `GET /metrics` of node `id`, as text.
+    pub async fn metrics(&self, id: NodeId) -> Result<String, String> {
+        let response = self.client.get(self.url(id, "/metrics")).send().await.map_err(|e| e.to_string())?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("/metrics answered {}", response.status()));
+        }
+        response.text().await.map_err(|e| e.to_string())
+    }
+
     pub async fn status(&self, id: NodeId) -> Option<Value> {
         let answer =
             self.send(self.client.get(self.url(id, "/status")).timeout(Duration::from_secs(1))).await;

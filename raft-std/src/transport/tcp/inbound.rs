@@ -1,12 +1,12 @@
-//! The receiving side: accept connections, check the handshake, decode frames into the inbox.
+//! The receiving side: accept connections, check the handshake, pass frames to the inbox
+//! tagged with the peer the handshake authenticated.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use raft_core::NodeId;
-use serde::de::DeserializeOwned;
+use raft_core::{Bytes, NodeId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::Instrument;
@@ -15,10 +15,7 @@ use super::handshake;
 use super::Shared;
 
 /// Accepts connections until the transport shuts down.
-pub(super) async fn accept<T>(shared: Arc<Shared>, listener: TcpListener, inbox: mpsc::Sender<(NodeId, T)>)
-where
-    T: DeserializeOwned + Send + 'static,
-{
+pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener, inbox: mpsc::Sender<(NodeId, Bytes)>) {
     loop {
         let accepted = tokio::select! {
             _ = shared.stop.cancelled() => return,
@@ -40,14 +37,12 @@ where
 }
 
 /// Serves one incoming connection until it closes, fails, or the transport shuts down.
-async fn serve<T>(
+async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     address: SocketAddr,
-    inbox: mpsc::Sender<(NodeId, T)>,
-) where
-    T: DeserializeOwned,
-{
+    inbox: mpsc::Sender<(NodeId, Bytes)>,
+) {
     let _ = stream.set_nodelay(true);
     let mut connection = handshake::frame(stream, shared.config.max_frame_bytes);
     let timeout = shared.config.handshake_timeout;
@@ -63,7 +58,6 @@ async fn serve<T>(
         },
     };
     tracing::debug!(peer = from, %address, "accepted a connection");
-    let me = shared.identity.id;
     let mut overflowing = false;
     loop {
         let frame = tokio::select! {
@@ -77,22 +71,13 @@ async fn serve<T>(
             }
             Some(Ok(bytes)) => bytes,
         };
-        let message = match postcard::from_bytes::<T>(&bytes) {
-            Ok(message) => message,
-            Err(e) => {
-                return tracing::warn!(peer = from, %address, error = %e, bytes = bytes.len(), "closing the connection: undecodable frame");
-            }
-        };
-        if shared.faults.is_blocked(from, me) {
-            continue;
-        }
-        match inbox.try_send((from, message)) {
+        match inbox.try_send((from, bytes.freeze())) {
             Ok(()) => overflowing = false,
             Err(TrySendError::Full(_)) => {
                 if !std::mem::replace(&mut overflowing, true) {
                     tracing::warn!(
                         peer = from,
-                        "inbox full: dropping received messages until the node catches up"
+                        "inbox full: dropping received frames until the node catches up"
                     );
                 }
             }
