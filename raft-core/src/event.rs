@@ -200,6 +200,11 @@ pub enum DropReason {
     LeaderLease,
     /// The message does not apply to our role (a response we no longer wait for …).
     Unexpected,
+    /// A term above [`MAX_TERM`](crate::MAX_TERM) or an index above
+    /// [`MAX_INDEX`](crate::MAX_INDEX), or positions whose sum overflows (`prev.index` plus the
+    /// number of entries, a snapshot chunk's offset plus its length). No correct node sends
+    /// one; adopting it could exhaust the term or index space, so it is never acted on.
+    OutOfRange,
 }
 
 /// Why a proposal failed.

@@ -79,4 +79,5 @@ pub use state::{InitialState, MemState, MemStateError, PersistentState};
 pub use stream::{raft_events, Error, RaftStreamExt};
 pub use types::{
     Entry, HardState, Index, Instant, LogId, NodeId, Payload, RequestId, Snapshot, SnapshotMeta, Term,
+    MAX_INDEX, MAX_TERM,
 };

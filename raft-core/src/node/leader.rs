@@ -65,7 +65,8 @@ impl LeaderState {
 
 impl Node {
     pub(super) fn become_leader(&mut self) {
-        let next = self.log.last_index() + 1;
+        // Invariant: `campaign` checked `has_room_to_lead`, so this never saturates.
+        let next = self.log.last_index().saturating_add(1);
         let mut progress = VecMap::new();
         for id in self.membership.members().into_iter().filter(|&id| id != self.id) {
             progress.insert(id, Progress::new(next, self.config.max_inflight));
@@ -87,18 +88,24 @@ impl Node {
         self.leader = Some(self.id);
         self.leader_contact = None;
         // A no-op from the new term lets the leader commit earlier-term entries (§5.4.2, §8).
-        self.append_as_leader(Payload::Noop);
+        // (`campaign` made sure there is room for it.)
+        let _ = self.append_as_leader(Payload::Noop);
     }
 
-    /// Appends a new entry of the current term; returns its index.
-    pub(super) fn append_as_leader(&mut self, payload: Payload) -> Index {
-        let index = self.log.last_index() + 1;
+    /// Appends a new entry of the current term; returns its index. `None` when the log has
+    /// reached [`MAX_INDEX`](crate::MAX_INDEX): a leader that cannot append cannot serve, so it
+    /// steps down (and, at the ceiling, never campaigns again).
+    pub(super) fn append_as_leader(&mut self, payload: Payload) -> Option<Index> {
+        let Some(index) = self.log.next_index() else {
+            self.become_follower(self.term, None);
+            return None;
+        };
         let is_membership = matches!(payload, Payload::Membership(_));
         self.log.append(Entry { term: self.term, index, payload });
         if is_membership {
             self.refresh_membership();
         }
-        index
+        Some(index)
     }
 
     pub(super) fn leader_state(&mut self) -> Option<&mut LeaderState> {
@@ -151,7 +158,7 @@ impl Node {
         let heartbeat_interval = self.config.heartbeat_interval;
         let Some(state) = self.leader_state() else { return };
         state.heartbeat_deadline = now.add_millis(heartbeat_interval);
-        state.round += 1;
+        state.round = state.round.saturating_add(1);
         state.round_sent.push_back((state.round, now));
         while state.round_sent.len() > 64 {
             state.round_sent.pop_front();
@@ -268,7 +275,7 @@ impl Node {
         }
         let len = snapshot.data.len() as u64;
         let offset = progress.snapshot_offset.min(len);
-        let end = (offset + chunk).min(len);
+        let end = offset.saturating_add(chunk).min(len);
         let data = snapshot.data.slice(offset as usize..end as usize);
         let message = InstallSnapshot { term, meta: snapshot.meta, offset, data, done: end == len };
         self.send(peer, Message::InstallSnapshot(message.into()));

@@ -94,7 +94,9 @@ impl Node {
             state.reads.push_back(PendingRead { origin, round: 0 });
             return self.confirm_reads();
         }
-        let round = state.round + 1;
+        // The round `broadcast_heartbeat` is about to start (rounds count heartbeats: one a
+        // millisecond would take 584 million years to reach u64::MAX).
+        let round = state.round.saturating_add(1);
         state.reads.push_back(PendingRead { origin, round });
         self.broadcast_heartbeat();
     }

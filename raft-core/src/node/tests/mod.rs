@@ -81,6 +81,16 @@ impl Net {
         self.nodes.insert(id, node);
     }
 
+    /// Restarts node `id` from `initial`, as if its process had died and storage held that.
+    /// Applied entries above `initial.applied` are forgotten (the state machine is rebuilt).
+    pub(super) fn restart(&mut self, id: NodeId, initial: InitialState) {
+        let config = self.nodes[&id].config.clone();
+        self.applied.entry(id).or_default().retain(|e| e.index <= initial.applied);
+        let mut node = Node::new(id, config, initial).unwrap();
+        node.step(Incoming::Tick(Instant(self.now)));
+        self.nodes.insert(id, node);
+    }
+
     pub(super) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[&id]
     }

@@ -1,6 +1,8 @@
 //! Untrusted input, restarts and configuration errors.
 
 use super::*;
+use crate::message::InstallSnapshot;
+use crate::types::{MAX_INDEX, MAX_TERM};
 
 #[test]
 fn malformed_append_entries_are_dropped() {
@@ -72,13 +74,128 @@ fn bad_configuration_is_refused() {
     assert_eq!(Node::new(1, bad, initial).unwrap_err(), ConfigError::ElectionTimeoutRange);
 }
 
+// ----- terms and indexes at the edge of u64 ------------------------------------------------
+
+fn forged_vote(term: Term, pre_vote: bool) -> Message {
+    let last_log = LogId::new(term, MAX_INDEX);
+    Message::RequestVote(RequestVote { term, last_log, pre_vote, transfer: false })
+}
+
+fn dropped_out_of_range(events: &[Event], from: NodeId) -> bool {
+    events.contains(&Event::Dropped { from, reason: DropReason::OutOfRange })
+}
+
+#[test]
+fn forged_max_term_vote_requests_cannot_brick_the_cluster() {
+    // Found by security review: one RequestVote of term u64::MAX to each node used to set every
+    // term to 2^64 - 1, and the next election's `term + 1` wrapped to 0 (release builds), so the
+    // cluster stayed leaderless for good.
+    let mut net = Net::new(&[1, 2, 3]);
+    for term in [u64::MAX, u64::MAX - 1, MAX_TERM + 1] {
+        for pre_vote in [false, true] {
+            for (from, to) in [(2, 1), (3, 2), (1, 3)] {
+                net.step(to, message(from, forged_vote(term, pre_vote)));
+                assert!(dropped_out_of_range(net.events(to), from), "term {term} to node {to}");
+            }
+        }
+    }
+    assert!(net.wire.is_empty(), "no answer to a forged vote request");
+    for id in [1, 2, 3] {
+        assert_eq!((net.node(id).term(), net.node(id).vote()), (0, None), "node {id}");
+    }
+    net.advance(1_000);
+    assert_eq!(net.leaders().len(), 1, "a leader is still elected");
+    let leader = net.leaders()[0];
+    assert!(net.node(leader).term() < 10);
+    net.step(leader, Incoming::Propose { id: 1, command: cmd("after") });
+    net.settle();
+    for id in [1, 2, 3] {
+        assert_eq!(net.commands(id), [cmd("after")], "entries still commit on node {id}");
+    }
+}
+
+#[test]
+fn a_node_at_the_term_ceiling_follows_and_votes_but_never_campaigns() {
+    let mut node = follower_with_log(&[1], MAX_TERM);
+    node.step(Incoming::Tick(Instant(10_000)));
+    assert_eq!((node.role(), node.term()), (Role::Follower, MAX_TERM), "no term left to run in");
+    assert!(node.take_ready().messages.is_empty());
+    node.step(message(2, forged_vote(MAX_TERM, false)));
+    let ready = node.take_ready();
+    let granted = VoteResponse { term: MAX_TERM, granted: true, pre_vote: false };
+    assert_eq!(sent(&ready), [(2, &Message::VoteResponse(granted))]);
+    node.step(message(2, append(MAX_TERM, LogId::new(1, 1), vec![entry(MAX_TERM, 2)], 2)));
+    assert_eq!((node.leader(), node.commit_index()), (Some(2), 2), "it follows a MAX_TERM leader");
+    // One below the ceiling, the last election can still be run and won.
+    let mut node = follower_with_log(&[1], MAX_TERM - 1);
+    node.step(Incoming::Tick(Instant(10_000)));
+    let ready = node.take_ready();
+    assert!(matches!(sent(&ready)[0].1, Message::RequestVote(r) if r.term == MAX_TERM && r.pre_vote));
+    node.step(message(
+        2,
+        Message::VoteResponse(VoteResponse { term: MAX_TERM, granted: true, pre_vote: true }),
+    ));
+    node.step(message(
+        2,
+        Message::VoteResponse(VoteResponse { term: MAX_TERM, granted: true, pre_vote: false }),
+    ));
+    assert_eq!((node.role(), node.term()), (Role::Leader, MAX_TERM));
+}
+
+#[test]
+fn a_node_restored_with_a_wrapped_term_stays_out_and_harmless() {
+    // A disk written by the old version after the attack above holds term u64::MAX. The node
+    // keeps it (lowering a persisted term could let it vote twice), never campaigns, and the
+    // others drop its answers instead of adopting the term.
+    let mut net = Net::new(&[1, 2, 3]);
+    let bricked = InitialState {
+        hard_state: HardState { term: u64::MAX, vote: Some(3) },
+        entries: vec![entry(1, 1)],
+        applied: 1,
+        bootstrap: Membership::new([1, 2, 3]),
+        ..InitialState::default()
+    };
+    net.restart(3, bricked);
+    net.advance(3_000);
+    assert_eq!(net.leaders().len(), 1);
+    let leader = net.leaders()[0];
+    assert_ne!(leader, 3);
+    assert!(net.node(leader).term() < 10, "the healthy nodes kept their terms");
+    assert_eq!((net.node(3).role(), net.node(3).term()), (Role::Follower, u64::MAX));
+    assert!(dropped_out_of_range(net.events(leader), 3), "its stale answers are dropped");
+    net.step(leader, Incoming::Propose { id: 1, command: cmd("x") });
+    net.settle();
+    let other = 3 - leader;
+    assert_eq!(net.commands(other), [cmd("x")], "the two healthy nodes still commit");
+}
+
+#[test]
+fn positions_that_overflow_are_dropped_not_computed() {
+    let mut node = follower_with_log(&[1], 1);
+    let past_the_end = [
+        append(1, LogId::new(1, u64::MAX), vec![entry(1, 0)], 0),
+        append(1, LogId::new(1, MAX_INDEX), vec![entry(1, MAX_INDEX + 1)], 0),
+        append(1, LogId::new(1, 1), vec![], u64::MAX),
+        append(u64::MAX, LogId::new(1, 1), vec![], 1),
+    ];
+    let meta = SnapshotMeta { last: LogId::new(0, 0), membership: Membership::new([1, 2, 3]) };
+    let chunk = InstallSnapshot { term: 1, meta, offset: u64::MAX, data: cmd("overflow"), done: true };
+    for m in past_the_end.into_iter().chain([Message::InstallSnapshot(chunk.into())]) {
+        node.step(message(2, m));
+        let ready = node.take_ready();
+        assert!(ready.messages.is_empty());
+        assert!(dropped_out_of_range(&ready.events, 2));
+    }
+    assert_eq!((node.term(), node.last_log_id(), node.commit_index()), (1, LogId::new(1, 1), 0));
+}
+
 mod random_input {
     //! Arbitrary inputs, including nonsense no correct peer would send: the node must never
     //! panic and never break its own invariants.
 
     use super::*;
     use crate::event::MembershipChange;
-    use crate::message::{InstallSnapshot, SnapshotResponse};
+    use crate::message::SnapshotResponse;
     use proptest::collection::vec as pvec;
     use proptest::prelude::*;
 
