@@ -88,3 +88,16 @@ fn a_forwarded_read_whose_request_is_lost_times_out() {
     assert_eq!(read_outcome(&net, 2, 4), Some(Err(ReadError::Timeout)));
     assert_eq!(net.node(2).leader(), Some(1), "the leader did not change meanwhile");
 }
+
+#[test]
+fn a_drift_bound_past_100_percent_without_lease_reads_does_not_overflow() {
+    // `Config::validate` checks the drift bound only when lease reads are on, but every
+    // confirmed round computes the lease: `100 - drift` used to underflow and panic.
+    let config = Config { lease_clock_drift_percent: 250, ..config() };
+    assert!(config.validate().is_ok());
+    let mut net = Net::with_config(&[1, 2, 3], config);
+    net.elect(1);
+    net.step(1, Incoming::Read { id: 1, query: cmd("q") });
+    net.settle();
+    assert_eq!(read_outcome(&net, 1, 1), Some(Ok(cmd("q"))));
+}
