@@ -423,7 +423,7 @@ impl Node {
             || self.log.has_unstable()
             || self.reported != (self.role(), self.term, self.leader)
             || self.replication_pending()
-            || self.confirmed_reads.front().is_some_and(|r| r.index <= self.applied)
+            || self.has_servable_reads()
     }
 
     /// Takes the accumulated work; see [`Ready`] for the order to carry it out in.

@@ -140,13 +140,27 @@ impl Node {
         }
     }
 
-    /// Moves confirmed reads whose index is applied into `ready.reads`.
+    /// Moves confirmed reads whose index is applied into `ready.reads`, in arrival order.
+    ///
+    /// Every read is checked, not only the oldest: a read index from a faulty or hostile leader
+    /// may never be applied here, and must not hold back the reads confirmed after it. (Each
+    /// read is linearizable on its own once its index is applied, so the order between
+    /// concurrent reads does not matter.)
     pub(super) fn serve_reads(&mut self) {
-        while self.confirmed_reads.front().is_some_and(|r| r.index <= self.applied) {
-            if let Some(read) = self.confirmed_reads.pop_front() {
-                self.ready.reads.push(ReadyRead { id: read.id, query: read.query });
-            }
+        if !self.has_servable_reads() {
+            return;
         }
+        let applied = self.applied;
+        let (servable, waiting): (VecDeque<ConfirmedRead>, _) =
+            core::mem::take(&mut self.confirmed_reads).into_iter().partition(|r| r.index <= applied);
+        self.confirmed_reads = waiting;
+        let reads = servable.into_iter().map(|read| ReadyRead { id: read.id, query: read.query });
+        self.ready.reads.extend(reads);
+    }
+
+    /// Whether a confirmed read has its index applied.
+    pub(super) fn has_servable_reads(&self) -> bool {
+        self.confirmed_reads.iter().any(|r| r.index <= self.applied)
     }
 
     pub(super) fn fail_pending_reads(&mut self, reads: VecDeque<PendingRead>) {

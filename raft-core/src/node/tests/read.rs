@@ -101,3 +101,19 @@ fn a_drift_bound_past_100_percent_without_lease_reads_does_not_overflow() {
     net.settle();
     assert_eq!(read_outcome(&net, 1, 1), Some(Ok(cmd("q"))));
 }
+
+#[test]
+fn a_read_index_that_is_never_applied_does_not_hold_back_later_reads() {
+    // A faulty or hostile leader answers one forwarded read with an index that will never be
+    // applied here; the reads answered after it must still be served once their index is.
+    let mut node = follower_with_log(&[1], 1);
+    node.step(message(2, append(1, LogId::new(1, 1), vec![], 1)));
+    node.step(Incoming::Read { id: 1, query: cmd("never") });
+    node.step(Incoming::Read { id: 2, query: cmd("served") });
+    let _ = node.take_ready();
+    let answer = |request, index| Message::ReadIndexResponse { term: 1, request, index: Some(index) };
+    node.step(message(2, answer(1, 1 << 40)));
+    node.step(message(2, answer(2, 1)));
+    let ready = node.take_ready();
+    assert_eq!(ready.reads, [crate::ReadyRead { id: 2, query: cmd("served") }]);
+}
