@@ -11,7 +11,7 @@ use crate::event::{DropReason, Event, ReplicationState, TransferError};
 use crate::message::{
     AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
 };
-use crate::progress::Progress;
+use crate::progress::{Progress, Rejection};
 use crate::quorum::{committed_index, vote_result, VoteResult};
 use crate::types::{Entry, Index, Instant, LogId, NodeId, Payload, RequestId};
 use crate::vec_map::VecMap;
@@ -285,6 +285,7 @@ impl Node {
         let Some(state) = self.leader_state() else {
             return self.dropped(from, DropReason::Unexpected);
         };
+        let round = state.round;
         let Some(progress) = state.progress.get_mut(&from) else {
             return self.dropped(from, DropReason::UnknownSender);
         };
@@ -293,7 +294,7 @@ impl Node {
             return;
         }
         if response.done {
-            progress.on_success(response.last_index);
+            progress.on_success(response.last_index, round);
             self.maybe_send_timeout_now(from);
         } else {
             progress.snapshot_offset = response.next_offset;
@@ -320,7 +321,7 @@ impl Node {
                 if match_index > last_index {
                     return self.dropped(from, DropReason::Malformed);
                 }
-                if progress.on_success(match_index) {
+                if progress.on_success(match_index, round) {
                     self.maybe_commit();
                     self.maybe_send_timeout_now(from);
                 }
@@ -335,8 +336,15 @@ impl Node {
                     term => self.log.last_index_of_term(term).map_or(hint.index, |i| i + 1),
                 };
                 let Some(state) = self.leader_state() else { return };
-                if let Some(progress) = state.progress.get_mut(&from) {
-                    if progress.on_reject(rejected, next) {
+                let Some(progress) = state.progress.get_mut(&from) else { return };
+                let match_index = progress.match_index;
+                match progress.on_reject(rejected, next, response.round) {
+                    Rejection::Stale => {}
+                    Rejection::Backtrack => self.send_append(from, true),
+                    Rejection::LostEntries => {
+                        let first_missing = if hint.term == 0 { hint.index.min(rejected) } else { rejected };
+                        let event = Event::FollowerLostEntries { peer: from, match_index, first_missing };
+                        self.ready.events.push(event);
                         self.send_append(from, true);
                     }
                 }

@@ -257,6 +257,7 @@ impl Node {
                     next_index: p.next_index,
                     state: p.state,
                     recently_active: p.recent_active,
+                    lost_entries: p.lost_entries,
                 })
                 .collect(),
             _ => Vec::new(),

@@ -91,6 +91,23 @@ impl Net {
         self.nodes.insert(id, node);
     }
 
+    /// Restarts node `id` with its term, vote and snapshot, but with its log cut after `last`:
+    /// storage lost the writes after it, acknowledged or not (a disk that lied about fsync).
+    /// The state machine restarts from the snapshot.
+    pub(super) fn restart_with_log_through(&mut self, id: NodeId, last: Index) {
+        let node = &self.nodes[&id];
+        let snapshot = node.snapshot.clone();
+        let applied = snapshot.as_ref().map_or(0, |s| s.meta.last.index);
+        let initial = InitialState {
+            hard_state: HardState { term: node.term(), vote: node.vote() },
+            entries: node.entries(node.first_index(), last).to_vec(),
+            snapshot,
+            applied,
+            bootstrap: node.base_membership.clone(),
+        };
+        self.restart(id, initial);
+    }
+
     pub(super) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[&id]
     }
