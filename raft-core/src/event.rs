@@ -213,7 +213,7 @@ pub enum DropReason {
     /// The sender is not a member of our configuration.
     UnknownSender,
     /// The message refers to log positions that cannot exist (index past the end, entries not
-    /// consecutive, entry terms above the message term …).
+    /// consecutive, entry or snapshot terms above the message term …).
     Malformed,
     /// A vote request arrived while we still hear from a live leader (check-quorum lease).
     LeaderLease,

@@ -360,6 +360,11 @@ impl Node {
             Message::VoteResponse(response) => self.handle_vote_response(from, response),
             Message::AppendEntries(request) => self.handle_append_entries(from, request),
             Message::AppendResponse(response) => self.handle_append_response(from, response),
+            Message::InstallSnapshot(request) if request.meta.last.term > request.term => {
+                // Like an AppendEntries whose `prev.term` passes its term: no leader holds an
+                // entry from a later term than its own.
+                self.dropped(from, DropReason::Malformed)
+            }
             Message::InstallSnapshot(request) => self.handle_install_snapshot(from, *request),
             Message::SnapshotResponse(response) => self.handle_snapshot_response(from, response),
             Message::TimeoutNow { .. } => self.handle_timeout_now(from),
