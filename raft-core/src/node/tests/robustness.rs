@@ -170,6 +170,35 @@ fn a_node_restored_with_a_wrapped_term_stays_out_and_harmless() {
 }
 
 #[test]
+fn a_node_restored_past_the_index_ceiling_only_follows() {
+    // An older version installed whatever snapshot a peer sent, so a disk may hold one at the
+    // top of u64 (and entries past MAX_INDEX). The node keeps the snapshot, cuts the entries,
+    // never campaigns, and acknowledges a leader without computing past the end of u64.
+    for last in [MAX_INDEX, MAX_INDEX + 1, u64::MAX] {
+        let meta = SnapshotMeta { last: LogId::new(1, last), membership: Membership::new([1, 2, 3]) };
+        let initial = InitialState {
+            hard_state: HardState { term: 1, vote: None },
+            snapshot: Some(Snapshot { meta, data: cmd("s") }),
+            entries: vec![entry(1, last.saturating_add(1))],
+            applied: last,
+            bootstrap: Membership::default(),
+        };
+        let mut node = Node::new(1, config(), initial).unwrap();
+        assert_eq!((node.last_log_id(), node.commit_index()), (LogId::new(1, last), last));
+        node.step(Incoming::Tick(Instant(0)));
+        node.step(Incoming::Tick(Instant(10_000)));
+        assert_eq!(node.role(), Role::Follower, "no room for a new leader's no-op");
+        node.step(message(2, append(2, LogId::new(1, 5), vec![entry(2, 6)], 6)));
+        let ready = node.take_ready();
+        assert!(ready.apply.is_empty() && ready.entries.is_empty());
+        assert!(matches!(
+            sent(&ready)[..],
+            [(2, Message::AppendResponse(AppendResponse { result: AppendResult::Success { .. }, .. }))]
+        ));
+    }
+}
+
+#[test]
 fn positions_that_overflow_are_dropped_not_computed() {
     let mut node = follower_with_log(&[1], 1);
     let past_the_end = [
