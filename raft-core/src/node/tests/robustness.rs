@@ -199,6 +199,31 @@ fn a_node_restored_past_the_index_ceiling_only_follows() {
 }
 
 #[test]
+fn a_leader_whose_log_is_full_steps_down_instead_of_appending_past_the_ceiling() {
+    // One below the ceiling, a node can still win: its no-op takes the last index there is.
+    let meta = SnapshotMeta { last: LogId::new(1, MAX_INDEX - 1), membership: Membership::new([1]) };
+    let initial = InitialState {
+        hard_state: HardState { term: 1, vote: None },
+        snapshot: Some(Snapshot { meta, data: cmd("s") }),
+        applied: MAX_INDEX - 1,
+        ..InitialState::default()
+    };
+    let mut node = Node::new(1, config(), initial).unwrap();
+    node.step(Incoming::Tick(Instant(0)));
+    node.step(Incoming::Tick(Instant(1_000)));
+    assert_eq!((node.role(), node.last_log_id()), (Role::Leader, LogId::new(2, MAX_INDEX)));
+    let _ = node.take_ready();
+    node.step(Incoming::Propose { id: 7, command: cmd("no room") });
+    assert_eq!(node.role(), Role::Follower, "a leader that cannot append steps down");
+    let ready = node.take_ready();
+    let refused = Event::Proposal { id: 7, result: Err(ProposeError::NotLeader { leader: None }) };
+    assert!(ready.events.contains(&refused));
+    assert!(ready.entries.is_empty());
+    node.step(Incoming::Tick(Instant(10_000)));
+    assert_eq!((node.role(), node.last_log_id().index), (Role::Follower, MAX_INDEX), "and never campaigns");
+}
+
+#[test]
 fn positions_that_overflow_are_dropped_not_computed() {
     let mut node = follower_with_log(&[1], 1);
     let past_the_end = [
