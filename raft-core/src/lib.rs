@@ -91,5 +91,5 @@ pub use storage::{
 pub use stream::{RaftStreamExt, StreamError};
 pub use types::{
     Entry, HardState, Index, InitialState, Instant, LogId, NodeId, Payload, RequestId, SnapshotInfo,
-    SnapshotMeta, Term,
+    SnapshotMeta, Term, MAX_INDEX, MAX_TERM,
 };

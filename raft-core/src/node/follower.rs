@@ -40,19 +40,26 @@ impl Node {
             return;
         }
         let round = request.round;
-        let last_new = request.prev.index + request.entries.len() as u64;
+        // `receive` checked that this fits within MAX_INDEX.
+        let Some(last_new) = request.last_index() else {
+            return self.dropped(from, DropReason::OutOfRange);
+        };
         // Entries at or below our commit index are already known to match (they are
-        // committed, and every leader holds them): skip them.
+        // committed, and every leader holds them): skip them. (The count is taken in `u64`
+        // first: a gap of 2^32 or more must not truncate on a 32-bit target.)
         let (prev, skip) = if request.prev.index < self.commit {
-            let skip = (self.commit - request.prev.index) as usize;
+            let behind = self.commit - request.prev.index;
+            let skip =
+                usize::try_from(behind).map_or(request.entries.len(), |s| s.min(request.entries.len()));
             let commit_term = self.log.term_at(self.commit).unwrap_or(0);
-            (LogId::new(commit_term, self.commit), skip.min(request.entries.len()))
+            (LogId::new(commit_term, self.commit), skip)
         } else {
             (request.prev, 0)
         };
         if !self.log.matches(prev) {
             let hint = if prev.index > self.log.last_index() {
-                LogId::new(0, self.log.last_index() + 1)
+                // prev.index <= MAX_INDEX, so the log ends below it and this cannot saturate.
+                LogId::new(0, self.log.last_index().saturating_add(1))
             } else {
                 let term = self.log.term_at(prev.index).unwrap_or(0);
                 LogId::new(term, self.log.first_index_of_term_at(prev.index))
@@ -84,7 +91,7 @@ impl Node {
         }
         let before = self.log.last_index();
         self.log.extend(entries);
-        let appended = self.log.slice(before + 1, self.log.last_index());
+        let appended = self.log.slice(before.saturating_add(1), self.log.last_index());
         let membership_touched =
             truncated || appended.iter().any(|e| matches!(e.payload, Payload::Membership(_)));
         if membership_touched {
@@ -190,16 +197,18 @@ impl Node {
     }
 }
 
-/// Structural checks on a received AppendEntries (every input is untrusted).
+/// Structural checks on a received AppendEntries (every input is untrusted): entries run
+/// consecutively from `prev`, with terms that never decrease and never pass the message's.
 fn well_formed(request: &AppendEntries) -> bool {
-    let mut expected = request.prev.index;
-    let mut term = request.prev.term;
+    let mut previous = request.prev;
     for entry in &request.entries {
-        expected += 1;
-        if entry.index != expected || entry.term < term || entry.term > request.term {
+        if previous.index.checked_add(1) != Some(entry.index)
+            || entry.term < previous.term
+            || entry.term > request.term
+        {
             return false;
         }
-        term = entry.term;
+        previous = entry.id();
     }
     request.prev.term <= request.term
 }

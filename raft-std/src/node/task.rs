@@ -245,6 +245,13 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
             Event::Dropped { from, reason } => {
                 tracing::debug!(from, ?reason, "message dropped by the protocol")
             }
+            Event::FollowerLostEntries { peer, match_index, first_missing } => tracing::warn!(
+                peer,
+                match_index,
+                first_missing,
+                "a follower lost log entries it had acknowledged (its storage did not keep them); \
+                 replicating them again"
+            ),
             Event::Diagnostics(diagnostics) => self.answer_status(*diagnostics),
             other => tracing::debug!(event = ?other, "unhandled event"),
         }

@@ -126,6 +126,22 @@ impl Net {
         self.stores.insert(id, (log, machine));
     }
 
+    /// Restarts node `id` from `log`, as if its process had died and storage held that. The
+    /// state machine is rebuilt: applied entries are forgotten.
+    pub(super) fn restart(&mut self, id: NodeId, log: MemState) {
+        let config = self.nodes[&id].config.clone();
+        self.start(id, config, log);
+    }
+
+    /// Restarts node `id` with its term, vote and snapshot, but with its log cut after `last`:
+    /// storage lost the writes after it, acknowledged or not (a disk that lied about fsync).
+    /// The state machine restarts from the snapshot.
+    pub(super) fn restart_with_log_through(&mut self, id: NodeId, last: Index) {
+        let mut log = self.stores[&id].0.clone();
+        block_on(crate::LogStore::write_log(&mut log, Some(last + 1), &[])).unwrap();
+        self.restart(id, log);
+    }
+
     pub(super) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[&id]
     }

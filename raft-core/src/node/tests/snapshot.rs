@@ -164,3 +164,18 @@ fn compaction_carries_the_configuration_past_a_later_truncation() {
     assert_eq!(node.last_log_id(), LogId::new(2, 4));
     assert_eq!(*node.membership(), learner, "still the compacted configuration, not the bootstrap one");
 }
+
+#[test]
+fn a_snapshot_from_a_later_term_than_its_sender_is_refused() {
+    // A leader of term 2 cannot hold an entry of term 5. Installed, such a snapshot would give
+    // the follower a last log term above its current term: it would refuse its vote to every
+    // honest candidate, and entries appended after it would break the term order of the log.
+    let mut node = follower_with_log(&[1], 1);
+    let meta = SnapshotMeta { last: LogId::new(5, 10), membership: Membership::new([1, 2, 3]) };
+    let chunk = InstallSnapshot { term: 2, meta, offset: 0, data: cmd("s"), done: true };
+    node.step(message(2, Message::InstallSnapshot(chunk.into())));
+    let ready = node.take_ready();
+    assert!(ready.install_snapshot.is_none() && ready.snapshot_chunks.is_empty());
+    assert!(ready.events.contains(&Event::Dropped { from: 2, reason: DropReason::Malformed }));
+    assert_eq!((node.last_log_id(), node.term()), (LogId::new(1, 1), 2));
+}
