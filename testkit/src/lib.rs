@@ -61,7 +61,7 @@ pub use crash::CrashPoint;
 pub use error::SimError;
 pub use history::{History, OpKind, OpOutcome, Operation, Stamp};
 pub use kv::{split_command, KvStore};
-pub use network::{Envelope, LinkFaults, MessageFilter, Network};
+pub use network::{CutMode, Envelope, LinkFaults, MessageFilter, Network};
 pub use options::ClusterOptions;
 pub use parse::{split_script, ParseError};
 pub use rng::SimRng;
