@@ -52,6 +52,7 @@ mod session;
 mod simulator;
 mod status;
 mod storage;
+mod suggest;
 mod trace;
 
 pub use command::{
@@ -70,4 +71,5 @@ pub use session::{ScriptFailure, Session};
 pub use simulator::Simulator;
 pub use status::StatusTable;
 pub use storage::{LogGap, Storage};
+pub use suggest::closest;
 pub use trace::{Trace, TraceEvent, TraceLine};

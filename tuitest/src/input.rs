@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use raft_core::NodeId;
-use testkit::{Command, CrashPoint, Duration};
+use testkit::{closest, Command, CrashPoint, Duration};
 
 use crate::catalog::{self, Group, Spec};
-use crate::suggest::closest;
 
 /// A node named in a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

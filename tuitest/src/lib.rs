@@ -34,7 +34,6 @@ mod repl;
 mod scenario;
 mod shell;
 mod style;
-mod suggest;
 mod table;
 
 pub use batch::run_lines;
