@@ -41,7 +41,9 @@ mod history;
 mod invariants;
 mod kv;
 pub mod linearizability;
+mod log_view;
 mod macros;
+mod names;
 mod network;
 mod node;
 mod options;
@@ -56,18 +58,19 @@ mod suggest;
 mod trace;
 
 pub use command::{
-    Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec,
+    Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec, StatusView,
 };
 pub use crash::CrashPoint;
 pub use error::SimError;
 pub use history::{History, OpKind, OpOutcome, Operation, Stamp};
 pub use kv::{split_command, KvStore};
+pub use names::Names;
 pub use network::{CutMode, Envelope, LinkFaults, MessageFilter, Network};
 pub use options::ClusterOptions;
 pub use parse::{split_script, ParseError};
 pub use rng::SimRng;
 pub use rule::{Rule, Violation};
-pub use session::{ScriptFailure, Session};
+pub use session::{Observe, ScriptFailure, Session};
 pub use simulator::Simulator;
 pub use status::StatusTable;
 pub use storage::{LogGap, Storage};

@@ -54,21 +54,25 @@ fn outcome_spec(outcome: &OpOutcome) -> String {
 
 /// `expect` commands for where the session is now: each node's role, term and commit index
 /// (or that it is down), who leads, and how each request ended (those a label still names).
+/// Nodes are called by their names where they have one. None without a node.
 pub fn final_expectations(session: &Session) -> Vec<String> {
-    let sim = session.simulator().expect("a session with a cluster");
+    let Some(sim) = session.simulator() else { return Vec::new() };
+    let names = session.names();
     let mut lines = Vec::new();
     for id in sim.ids() {
+        let node = names.of(id);
         match sim.node(id) {
-            Some(node) => {
-                lines.push(format!("expect {id} is {}", role_word(node.role())));
-                lines.push(format!("expect {id} term = {}", node.term()));
-                lines.push(format!("expect {id} commit = {}", node.commit_index()));
+            Some(raft) => {
+                lines.push(format!("expect {node} is {}", role_word(raft.role())));
+                lines.push(format!("expect {node} term = {}", raft.term()));
+                lines.push(format!("expect {node} commit = {}", raft.commit_index()));
             }
-            None => lines.push(format!("expect {id} down")),
+            None => lines.push(format!("expect {node} down")),
         }
     }
     lines.push(
-        sim.leader().map_or_else(|| "expect no leader".to_string(), |id| format!("expect leader = {id}")),
+        sim.leader()
+            .map_or_else(|| "expect no leader".to_string(), |id| format!("expect leader = {}", names.of(id))),
     );
     for op in sim.history().ops() {
         let label = default_label(&op.kind);
