@@ -560,7 +560,7 @@ impl Parser<'_> {
         let n = count.unwrap_or(1);
         match unit.as_str() {
             "ms" if count.is_some() => Ok(Duration::Millis(n)),
-            "s" if count.is_some() => Ok(Duration::Millis(n * 1000)),
+            "s" if count.is_some() => Ok(Duration::Millis(n.saturating_mul(1000))),
             "election_timeout" | "election_timeouts" => Ok(Duration::ElectionTimeouts(n)),
             "heartbeat" | "heartbeats" => Ok(Duration::Heartbeats(n)),
             other => Err(format!(

@@ -26,8 +26,8 @@ pub(super) fn millis(sim: &Simulator, duration: Duration) -> u64 {
     let config = &sim.options().config;
     match duration {
         Duration::Millis(ms) => ms,
-        Duration::ElectionTimeouts(n) => n * config.election_timeout_max,
-        Duration::Heartbeats(n) => n * config.heartbeat_interval,
+        Duration::ElectionTimeouts(n) => n.saturating_mul(config.election_timeout_max),
+        Duration::Heartbeats(n) => n.saturating_mul(config.heartbeat_interval),
     }
 }
 
@@ -41,7 +41,7 @@ impl Session {
         done: impl Fn(&Simulator) -> bool,
         observe: Observe<'_>,
     ) -> Result<(), SimError> {
-        let mut until = self.sim()?.now() + ms;
+        let mut until = self.sim()?.now().saturating_add(ms);
         loop {
             let sim = self.sim_mut()?;
             if sim.next_event_time().is_none_or(|at| at > until) {
@@ -97,7 +97,8 @@ impl Session {
         }
         let sim = self.sim()?;
         let step = millis(sim, Duration::Heartbeats(1));
-        let deadline = sim.now() + millis(sim, Duration::ElectionTimeouts(AWAIT_ELECTION_TIMEOUTS));
+        let deadline =
+            sim.now().saturating_add(millis(sim, Duration::ElectionTimeouts(AWAIT_ELECTION_TIMEOUTS)));
         while !done(self.sim()?) && self.sim()?.now() < deadline {
             self.drive(step, |_| false, observe)?;
         }
