@@ -133,8 +133,8 @@ pub fn overview() -> String {
         }
     }
     text.push_str(
-        "A node is its id, its name (`addnode first`), or `leader`. Every command but the Session ones\n\
-         works in a seq_test! too. `help <command>` tells more.\n",
+        "A node is its id, its name (`addnode first`), or `leader`. Every command but help, save,\n\
+         load, auto, seed, reset and quit works in a seq_test! too. `help <command>` tells more.\n",
     );
     text
 }

@@ -312,6 +312,24 @@ fn a_saved_session_is_a_test_that_replays_it() {
     assert_eq!(std::fs::read_to_string(&saved).unwrap(), include_str!("leader_partitioned.rs"));
 }
 
+/// A session built node by node, with names and queued links, saves as a test that loads
+/// back and ends where the session did.
+#[test]
+fn a_session_built_node_by_node_saves_and_loads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("built.rs");
+    let session = PARTITION.replacen("disconnect", "net queue\ndisconnect", 1);
+    let run = with_stdin(&format!("{session}save {}\n", saved.display()));
+    assert!(run.success, "{}", run.stdout);
+    let text = std::fs::read_to_string(&saved).unwrap();
+    for line in ["cluster [] with { seed=0 };", "addnode first;", "net queue;", "expect leader = third;"] {
+        assert!(text.contains(&format!("        {line}\n")), "missing `{line}` in\n{text}");
+    }
+    let replay = with_script(dir.path(), &format!("load {}\ndiagnostics\n", saved.display()));
+    assert!(replay.success, "every step and expectation of the saved test holds:\n{}", replay.stdout);
+    assert_eq!(row(&replay.stdout, 3)[1..4], ["third", "Leader", "2"], "{}", replay.stdout);
+}
+
 #[test]
 fn a_saved_test_loads_back_into_the_repl() {
     let dir = tempfile::tempdir().unwrap();
