@@ -927,7 +927,11 @@ impl Parser<'_> {
                     return Err(format!("unknown expectation `{name}`"));
                 };
                 let cmp = self.cmp()?;
-                let value = if self.eat_word("none") { None } else { Some(self.number()?) };
+                let value = match field {
+                    _ if self.eat_word("none") => None,
+                    Field::Vote | Field::Leader => Some(self.node()?),
+                    _ => Some(self.number()?),
+                };
                 Expectation::Field { nodes, field, cmp, value }
             }
         })
@@ -1063,6 +1067,7 @@ mod tests {
         let mut names = Names::default();
         names.insert(1, "first").unwrap();
         names.insert(2, "second").unwrap();
+        names.insert(3, "third").unwrap();
         let parse = |text: &str| Command::parse_with(text, &names).unwrap_or_else(|e| panic!("{e}"));
         let (first, second) = (NodeRef::Id(1), NodeRef::Id(2));
         assert_eq!(parse("disconnect first second"), Command::Cut { from: first, to: second, both: true });
@@ -1087,6 +1092,15 @@ mod tests {
             })
         );
         assert_eq!(parse("expect leader = second"), Command::Expect(Expectation::Leader(Some(vec![2]))));
+        assert_eq!(
+            parse("expect third vote = second"),
+            Command::Expect(Expectation::Field {
+                nodes: Nodes::One(NodeRef::Id(3)),
+                field: Field::Vote,
+                cmp: Cmp::Eq,
+                value: Some(2)
+            })
+        );
         let error = Command::parse_with("crash frist", &names).unwrap_err();
         assert_eq!(error.message, "no node is called `frist`; did you mean `first`?");
         assert!(Command::parse_with("addnode leader", &names)
