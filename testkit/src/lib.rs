@@ -9,8 +9,10 @@
 //! * After every event it checks the Raft safety properties ([`Rule`]); at the end of a run,
 //!   that acknowledged writes survive and that the client history is linearizable
 //!   ([`linearizability`]).
-//! * [`Command`] is a small textual command language; [`Session`] runs it, and
-//!   [`seq_test!`] turns a scenario into a test. The REPL speaks the same language.
+//! * [`Command`] is a small textual command language, with one parser for tests and the REPL
+//!   (nodes by id, or by the [`Names`] `addnode` gives them); [`Session`] runs it, and
+//!   [`seq_test!`] turns a scenario into a test. The REPL (`tuitest`) speaks the same
+//!   language, and saves a session as a test of it.
 //! * [`chaos`] drives randomized runs with faults, crashes and membership churn; a failing
 //!   seed prints the command that replays it.
 //!
