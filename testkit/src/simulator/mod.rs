@@ -331,6 +331,33 @@ impl Simulator {
         self.tick(id) // starts the new incarnation's clock
     }
 
+    /// Adds machine `id` to the running simulation and starts it with empty storage, outside
+    /// the configuration, as a spare starts: it waits for a leader to add it (see
+    /// [`MembershipChange::AddVoter`]).
+    ///
+    /// ```
+    /// use raft_core::MembershipChange;
+    /// use testkit::{ClusterOptions, Simulator};
+    /// let mut sim = Simulator::new(ClusterOptions::new([1])).unwrap();
+    /// sim.advance(1_000).unwrap();
+    /// sim.add_node(2).unwrap();
+    /// let change = sim.change_membership(1, MembershipChange::AddVoter(2)).unwrap();
+    /// sim.advance(100).unwrap();
+    /// assert!(sim.history().get(change).unwrap().outcome.is_done());
+    /// assert!(sim.node(2).unwrap().membership().voters.contains(&2));
+    /// assert!(sim.add_node(2).is_err(), "node 2 exists");
+    /// ```
+    pub fn add_node(&mut self, id: NodeId) -> Result<(), SimError> {
+        if id == 0 {
+            return invalid("node id 0 is reserved; use ids from 1");
+        }
+        if self.nodes.contains_key(&id) {
+            return invalid(format!("node {id} already exists"));
+        }
+        self.nodes.insert(id, SimNode::new(MemState::new(Membership::default())));
+        self.restart(id)
+    }
+
     /// Replaces node `id`'s storage with a hard state and a log, and restarts it: sets up
     /// scenarios such as the logs of the Raft paper's Figure 7. The entries are checked
     /// against every log the run has seen (Log Matching).

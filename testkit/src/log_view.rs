@@ -1,12 +1,9 @@
-//! The `log` view: a node's log entries, and which of them are committed.
+//! What `log` prints: a node's log entries, and which of them are committed.
 
 use raft_core::{Entry, Index, NodeId, Payload};
-use testkit::Simulator;
 
-use crate::style::Style;
-
-/// How many entries `log` shows unless told otherwise.
-pub const DEFAULT_ENTRIES: usize = 20;
+use crate::names::Names;
+use crate::simulator::Simulator;
 
 fn payload(payload: &Payload) -> String {
     match payload {
@@ -17,17 +14,18 @@ fn payload(payload: &Payload) -> String {
 }
 
 /// Node `id`'s latest `limit` entries (all when `None`). A crashed node shows its storage.
-pub fn log_view(sim: &Simulator, id: NodeId, limit: Option<usize>, style: Style) -> String {
+pub(crate) fn log_view(sim: &Simulator, names: &Names, id: NodeId, limit: Option<usize>) -> String {
+    let node = names.show(id);
     let (entries, first, commit, mut out): (Vec<&Entry>, Index, Option<Index>, String) = match sim.node(id) {
-        Some(node) => {
-            let (first, commit) = (node.first_index(), node.commit_index());
-            let entries = node.entries(first, node.last_log_id().index).iter().collect();
-            let head = format!("node {id}: commit {commit}, applied {}\n", node.applied_index());
+        Some(raft) => {
+            let (first, commit) = (raft.first_index(), raft.commit_index());
+            let entries = raft.entries(first, raft.last_log_id().index).iter().collect();
+            let head = format!("node {node}: commit {commit}, applied {}\n", raft.applied_index());
             (entries, first, Some(commit), head)
         }
         None => {
             let storage = sim.storage(id).expect("every node of the simulator has storage");
-            let head = format!("node {id} is down; its storage holds:\n");
+            let head = format!("node {node} is down; its storage holds:\n");
             (storage.entries().collect(), storage.snapshot_id().index + 1, None, head)
         }
     };
@@ -36,17 +34,16 @@ pub fn log_view(sim: &Simulator, id: NodeId, limit: Option<usize>, style: Style)
     }
     let shown = limit.map_or(0, |limit| entries.len().saturating_sub(limit));
     if shown > 0 {
-        out.push_str(&format!("  … {shown} earlier entries (`log {id} all` shows them)\n"));
+        out.push_str(&format!("  … {shown} earlier entries (`log {} all` shows them)\n", names.of(id)));
     }
     if entries.is_empty() {
         out.push_str("  (empty)\n");
         return out;
     }
-    out.push_str(&style.dim("  index  term  entry"));
-    out.push('\n');
+    out.push_str("  index  term  entry\n");
     for entry in &entries[shown..] {
         let pending = commit.is_some_and(|commit| entry.index > commit);
-        let mark = if pending { style.dim("  (not committed)") } else { String::new() };
+        let mark = if pending { "  (not committed)" } else { "" };
         out.push_str(&format!(
             "  {:>5}  {:>4}  {}{mark}\n",
             entry.index,
@@ -60,7 +57,7 @@ pub fn log_view(sim: &Simulator, id: NodeId, limit: Option<usize>, style: Style)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use testkit::ClusterOptions;
+    use crate::options::ClusterOptions;
 
     #[test]
     fn committed_and_pending_entries() {
@@ -70,7 +67,7 @@ mod tests {
         sim.propose(leader, "x=1").unwrap();
         sim.advance(100).unwrap();
         sim.propose(leader, "y=2").unwrap();
-        let text = log_view(&sim, leader, None, Style::plain());
+        let text = log_view(&sim, &Names::default(), leader, None);
         let expected = format!(
             "node {leader}: commit 2, applied 2\n\
              \x20 index  term  entry\n\
@@ -79,9 +76,11 @@ mod tests {
              \x20     3     1  \"y=2\"  (not committed)\n"
         );
         assert_eq!(text, expected);
-        let tail = log_view(&sim, leader, Some(1), Style::plain());
+        let tail = log_view(&sim, &Names::default(), leader, Some(1));
         assert!(tail.contains("… 2 earlier entries"), "{tail}");
         sim.crash(leader).unwrap();
-        assert!(log_view(&sim, leader, None, Style::plain()).starts_with(&format!("node {leader} is down")));
+        assert!(
+            log_view(&sim, &Names::default(), leader, None).starts_with(&format!("node {leader} is down"))
+        );
     }
 }

@@ -1,7 +1,13 @@
-//! "Did you mean …?": the known name closest to a mistyped one.
+//! "Did you mean …?": the known name closest to a mistyped one — of a command, a node, an
+//! option — for the scenario parser's errors and the REPL's.
 
 /// The candidate closest to `word`: the only one it is a prefix of, or else the nearest by
 /// edit distance if that is small for the word's length (at most one edit in three letters).
+///
+/// ```
+/// assert_eq!(testkit::closest("partiton", ["partition", "put"]), Some("partition"));
+/// assert_eq!(testkit::closest("frobnicate", ["partition", "put"]), None);
+/// ```
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let candidates: Vec<&str> = candidates.into_iter().collect();
     let mut prefixed = candidates.iter().filter(|c| c.starts_with(word));
