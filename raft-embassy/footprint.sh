@@ -63,7 +63,7 @@ components() {
     function by_file(path) {
         if (path ~ /raft-core\//) return "Raft: raft-core"
         if (path ~ /raft-embassy\/src\/flash/ || path ~ /\/(sequential-storage|embedded-storage|embedded-storage-async)-[0-9]/) \
-            return "Raft: flash store (FlashLog, FlashState, sequential-storage)"
+            return "Raft: flash store (FlashLog, sequential-storage)"
         if (path ~ /raft-embassy\/src\//) return "Raft: raft-embassy"
         if (path ~ /\/(serde|serde_core|postcard|cobs|bytes|heapless|crc|crc-catalog|portable-atomic)-[0-9]/) return "Raft: wire format (serde, postcard, bytes)"
         if (path ~ /\/(futures-util|futures-core|pin-project-lite)-[0-9]/) return "Raft: stream plumbing (futures-util)"
@@ -79,7 +79,7 @@ components() {
     }
     function by_symbol(name) {
         if (name ~ /raft_core/) return "Raft: raft-core"
-        if (name ~ /raft_embassy::flash|sequential_storage|embedded_storage/) return "Raft: flash store (FlashLog, FlashState, sequential-storage)"
+        if (name ~ /raft_embassy::flash|sequential_storage|embedded_storage/) return "Raft: flash store (FlashLog, sequential-storage)"
         if (name ~ /raft_embassy/) return "Raft: raft-embassy"
         if (name ~ /serde|postcard|bytes::|cobs|heapless|portable_atomic/) return "Raft: wire format (serde, postcard, bytes)"
         if (name ~ /futures_util|futures_core/) return "Raft: stream plumbing (futures-util)"

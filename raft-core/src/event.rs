@@ -141,6 +141,25 @@ pub enum Event {
         /// Last index covered by the snapshot.
         through: Index,
     },
+    /// A follower no longer holds log entries it had acknowledged to this leader: its storage
+    /// lost them (a disk that dropped synced writes, a restore from an old backup). Log it as a
+    /// warning: Raft assumes stable storage, so entries committed with this follower's help may
+    /// now be held by fewer nodes than it took to commit them.
+    ///
+    /// The leader forgets the follower's match index and replicates to it again, from a
+    /// snapshot when it lacks entries the leader has compacted; the commit index never goes
+    /// back. Only an answer to a request sent after the acknowledgement arrived counts as
+    /// proof, so late, reordered or duplicated rejections never raise it. Counted per peer in
+    /// [`PeerDiagnostics::lost_entries`].
+    FollowerLostEntries {
+        /// The follower.
+        peer: NodeId,
+        /// How far the follower had acknowledged the leader's log.
+        match_index: Index,
+        /// The lowest index its answer shows it lacks (at most `match_index`): one past its last
+        /// entry when its log is shorter, else the index whose entry it no longer matches.
+        first_missing: Index,
+    },
     /// A message was not acted on. Useful in logs; harmless to ignore.
     Dropped {
         /// The sender.
@@ -194,12 +213,17 @@ pub enum DropReason {
     /// The sender is not a member of our configuration.
     UnknownSender,
     /// The message refers to log positions that cannot exist (index past the end, entries not
-    /// consecutive, entry terms above the message term …).
+    /// consecutive, entry or snapshot terms above the message term …).
     Malformed,
     /// A vote request arrived while we still hear from a live leader (check-quorum lease).
     LeaderLease,
     /// The message does not apply to our role (a response we no longer wait for …).
     Unexpected,
+    /// A term above [`MAX_TERM`](crate::MAX_TERM) or an index above
+    /// [`MAX_INDEX`](crate::MAX_INDEX), or positions whose sum overflows (`prev.index` plus the
+    /// number of entries, a snapshot chunk's offset plus its length). No correct node sends
+    /// one; adopting it could exhaust the term or index space, so it is never acted on.
+    OutOfRange,
 }
 
 /// Why a proposal failed.
@@ -343,6 +367,10 @@ pub struct PeerDiagnostics {
     pub state: ReplicationState,
     /// Whether the peer answered during the current check-quorum period.
     pub recently_active: bool,
+    /// How often, since this node became leader, the peer was found to have lost log entries
+    /// it had acknowledged (each time also reported as [`Event::FollowerLostEntries`]). Above
+    /// zero means the peer's storage does not keep what it promised.
+    pub lost_entries: u64,
 }
 
 /// How the leader replicates to a peer.

@@ -3,33 +3,38 @@
 //! A sans-IO implementation of the Raft consensus protocol, `#![no_std]` with `alloc`.
 //!
 //! It is fully deterministic: it contains no networking code, reads no clock and draws no
-//! entropy from the operating system. Time arrives as [`Incoming::Tick`] inputs, election
-//! jitter comes from a seed in [`Config`], and storage sits behind the [`PersistentState`]
-//! trait. The same inputs always give the same outputs, which is what lets one core run on a
-//! tokio server, on a Cortex-M microcontroller, in a deterministic simulator and in a REPL.
+//! entropy from the operating system. Time arrives as [`Incoming::Tick`] inputs (or from a
+//! [`Clock`] the runtime lends), election jitter comes from a seed in [`Config`], and storage
+//! sits behind two traits: the [`LogStore`] (term, vote, log, snapshot bytes) and the
+//! application's [`StateMachine`]. The same inputs always give the same outputs, which is what
+//! lets one core run on a tokio server, on a Cortex-M microcontroller, in a deterministic
+//! simulator and in a REPL.
 //!
-//! Two layers:
+//! Three layers:
 //!
 //! * [`Node`]: the pure protocol machine. [`Node::step`] takes one [`Incoming`] input;
 //!   [`Node::take_ready`] returns a [`Ready`]: what to persist, then what to send, then what
 //!   to apply, in that order.
+//! * The executor: [`carry_out`] does a `Ready`'s work against a [`LogStore`] and a
+//!   [`StateMachine`], and [`start`] builds a `Node` from them. It is the one implementation of
+//!   the `Ready` contract; the stream driver, raft-std's `RaftNode` and the testkit simulator
+//!   (through an [`Observer`] that checks rules and lands crashes) all run it.
 //! * [`RaftStreamExt::into_raft_events`]: a runtime-free async driver that turns a stream of
-//!   [`Incoming`] events plus a [`PersistentState`] into a stream of [`Outgoing`] events.
+//!   [`Incoming`] events plus storage into a stream of [`Outgoing`] events.
 //!
 //! Protocol features: leader election with randomized timeouts, pre-vote, check-quorum,
 //! log replication with fast backtracking, pipelining and batching, commit by counting
 //! current-term replicas only, membership changes (single-server and joint consensus,
-//! learners), leadership transfer, ReadIndex and lease reads, snapshots with chunked
-//! InstallSnapshot.
+//! learners), leadership transfer, ReadIndex and lease reads, snapshots streamed in chunks.
 //!
 //! ```
 //! use futures::{executor::block_on, stream, StreamExt};
-//! use raft_core::{Incoming, Instant, MemState, Membership, RaftStreamExt};
-//! use bytes::Bytes;
+//! use raft_core::{Bytes, Incoming, Instant, MemState, Membership, RaftStreamExt};
 //!
-//! let state: MemState<Vec<Bytes>> = MemState::new(Membership::new([1]));
+//! let log: MemState = MemState::new(Membership::new([1]));
+//! let machine: Vec<Bytes> = Vec::new(); // records every applied command
 //! let ticks = (0..10).map(|i| Incoming::Tick(Instant::from_millis(i * 100)));
-//! let events: Vec<_> = block_on(stream::iter(ticks).into_raft_events(1, state).collect());
+//! let events: Vec<_> = block_on(stream::iter(ticks).into_raft_events(1, (log, machine)).collect());
 //! assert!(events.iter().all(|e| e.is_ok()));
 //! ```
 #![no_std]
@@ -43,10 +48,11 @@ extern crate alloc;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+mod clock;
 mod config;
 mod event;
+mod executor;
 mod log;
-mod machine;
 mod membership;
 mod message;
 mod node;
@@ -55,18 +61,21 @@ mod progress;
 pub mod quorum;
 mod ready;
 mod rng;
-mod state;
+mod storage;
 mod stream;
 mod types;
 mod vec_map;
 
 pub use bytes::Bytes;
+pub use clock::Clock;
 pub use config::{Config, ConfigError};
 pub use event::{
     Applied, Diagnostics, DropReason, Event, Incoming, InvalidChange, MembershipChange, MembershipError,
     Outgoing, PeerDiagnostics, ProposeError, ReadError, ReplicationState, Role, TransferError,
 };
-pub use machine::{AppliedState, RestoreError, StateMachine};
+pub use executor::{
+    advance, carry_out, start, Carried, Checkpoint, Error, Inconsistency, Observer, Step, UnknownCheckpoint,
+};
 pub use membership::Membership;
 pub use message::{
     AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, RequestVote, SnapshotResponse,
@@ -74,9 +83,13 @@ pub use message::{
 };
 pub use node::Node;
 pub use node_set::NodeSet;
-pub use ready::{Ready, ReadyRead};
-pub use state::{InitialState, MemState, MemStateError, PersistentState};
-pub use stream::{raft_events, Error, RaftStreamExt};
+pub use ready::{Ready, ReadyRead, SnapshotChunk, SnapshotSend};
+pub use storage::{
+    EntryBuffer, LogState, LogStore, MemState, MemStateError, RestoreError, SnapshotAborted, SnapshotReader,
+    SnapshotWriter, StateMachine,
+};
+pub use stream::{RaftStreamExt, StreamError};
 pub use types::{
-    Entry, HardState, Index, Instant, LogId, NodeId, Payload, RequestId, Snapshot, SnapshotMeta, Term,
+    Entry, HardState, Index, InitialState, Instant, LogId, NodeId, Payload, RequestId, SnapshotInfo,
+    SnapshotMeta, Term, MAX_INDEX, MAX_TERM,
 };

@@ -3,11 +3,13 @@
 //!
 //! Invariant: `entries[i].index == snapshot.index + 1 + i`, and terms never decrease along the
 //! log. Everything at or below `snapshot.index` lives only in the state-machine snapshot.
+//! Entries never lie past [`MAX_INDEX`] (a snapshot restored from storage may, and then the
+//! window stays empty), so `last_index() + 1` never overflows.
 
 use alloc::vec::Vec;
 
 use crate::membership::Membership;
-use crate::types::{Entry, Index, LogId, Payload, Term};
+use crate::types::{Entry, Index, LogId, Payload, Term, MAX_INDEX};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Log {
@@ -22,7 +24,8 @@ pub(crate) struct Log {
 
 impl Log {
     /// A log restored from storage: `entries` follow `snapshot` and are all durable.
-    /// Entries that break the index sequence (a storage bug) are cut off at the first gap.
+    /// Entries that break the index sequence or lie past [`MAX_INDEX`] (a storage bug) are cut
+    /// off at the first such entry.
     pub(crate) fn restore(snapshot: LogId, entries: Vec<Entry>) -> Self {
         let mut log = Log {
             snapshot,
@@ -34,7 +37,8 @@ impl Log {
             if entry.index <= snapshot.index {
                 continue;
             }
-            if entry.index != log.last_index() + 1 || entry.term < log.last_term() {
+            let continues = log.last_index().checked_add(1) == Some(entry.index);
+            if !continues || entry.index > MAX_INDEX || entry.term < log.last_term() {
                 break;
             }
             log.entries.push(entry);
@@ -48,7 +52,8 @@ impl Log {
     }
 
     pub(crate) fn first_index(&self) -> Index {
-        self.snapshot.index + 1
+        // Saturates only for a snapshot at Index::MAX from storage, whose window is empty.
+        self.snapshot.index.saturating_add(1)
     }
 
     pub(crate) fn last_index(&self) -> Index {
@@ -86,13 +91,12 @@ impl Log {
 
     /// Entries in `[from, to]`, clamped to the window.
     pub(crate) fn slice(&self, from: Index, to: Index) -> &[Entry] {
-        let from = from.max(self.first_index());
-        let to = to.min(self.last_index());
-        if from > to {
-            return &[];
+        let start = self.position(from.max(self.first_index()));
+        let end = self.position(to.min(self.last_index()));
+        match (start, end) {
+            (Some(start), Some(end)) if start <= end => &self.entries[start..=end],
+            _ => &[],
         }
-        let start = (from - self.first_index()) as usize;
-        &self.entries[start..=start + (to - from) as usize]
     }
 
     /// Entries from `from` within the count and byte limits (at least one if any exist).
@@ -101,13 +105,19 @@ impl Log {
         let mut bytes = 0;
         let mut count = 0;
         for entry in available.iter().take(max_count) {
-            bytes += entry.size_hint();
+            // Entries may share one buffer, so their sizes can add up past memory: saturate.
+            bytes = entry.size_hint().saturating_add(bytes);
             if count > 0 && bytes > max_bytes {
                 break;
             }
             count += 1;
         }
         available[..count].to_vec()
+    }
+
+    /// The index a new entry would take, or `None` when the log has reached [`MAX_INDEX`].
+    pub(crate) fn next_index(&self) -> Option<Index> {
+        self.last_index().checked_add(1).filter(|&index| index <= MAX_INDEX)
     }
 
     /// Appends an entry created here (leader) or received (follower, after checks).
@@ -142,7 +152,7 @@ impl Log {
     /// What storage must do next: drop from an index, then append the entries from the
     /// returned index to the end of the log.
     pub(crate) fn take_unstable(&mut self) -> (Option<Index>, Index) {
-        let first_unstable = self.persisted + 1;
+        let first_unstable = self.persisted.saturating_add(1);
         self.persisted = self.last_index();
         (self.truncate_from.take(), first_unstable)
     }
@@ -152,8 +162,8 @@ impl Log {
         if through.index <= self.snapshot.index {
             return;
         }
-        let keep_from = (through.index - self.snapshot.index) as usize;
-        self.entries.drain(..keep_from.min(self.entries.len()));
+        let covered = usize::try_from(through.index - self.snapshot.index).unwrap_or(usize::MAX);
+        self.entries.drain(..covered.min(self.entries.len()));
         self.snapshot = through;
         self.persisted = self.persisted.max(through.index);
     }

@@ -3,13 +3,18 @@
 //!
 //! Every message carries the sender's term. The sender's id travels beside the message (see
 //! [`Incoming::Message`](crate::Incoming::Message)): the transport is trusted to name it.
+//!
+//! Every term a message carries must be at most [`MAX_TERM`], every index at most
+//! [`MAX_INDEX`], and the positions it implies must fit too (`prev.index` plus the number of
+//! entries, a snapshot chunk's offset plus its length); a message that breaks this is dropped
+//! with [`DropReason::OutOfRange`](crate::DropReason::OutOfRange) before any rule runs.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Entry, Index, LogId, RequestId, SnapshotMeta, Term};
+use crate::types::{Entry, Index, LogId, RequestId, SnapshotMeta, Term, MAX_INDEX, MAX_TERM};
 
 /// A message between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +153,48 @@ pub struct SnapshotResponse {
     pub done: bool,
 }
 
+impl AppendEntries {
+    /// The index of the last entry carried (`prev.index` for a heartbeat), or `None` when that
+    /// does not fit in an [`Index`].
+    pub(crate) fn last_index(&self) -> Option<Index> {
+        let count = Index::try_from(self.entries.len()).ok()?;
+        self.prev.index.checked_add(count)
+    }
+}
+
+/// Whether a log id is within [`MAX_TERM`] and [`MAX_INDEX`].
+fn log_id_in_range(id: LogId) -> bool {
+    id.term <= MAX_TERM && id.index <= MAX_INDEX
+}
+
 impl Message {
+    /// Whether every term and index the message carries, and every position it implies, is
+    /// within [`MAX_TERM`] and [`MAX_INDEX`] (see the module documentation). Entry ids inside
+    /// an [`AppendEntries`] are not looked at here: the follower's structural check requires
+    /// them to run consecutively from `prev` and to stay at or below the message's term.
+    pub(crate) fn in_range(&self) -> bool {
+        let fields = match self {
+            Message::RequestVote(m) => log_id_in_range(m.last_log),
+            Message::VoteResponse(_) | Message::TimeoutNow { .. } | Message::ReadIndexRequest { .. } => true,
+            Message::AppendEntries(m) => {
+                log_id_in_range(m.prev)
+                    && m.commit <= MAX_INDEX
+                    && m.last_index().is_some_and(|last| last <= MAX_INDEX)
+            }
+            Message::AppendResponse(m) => match m.result {
+                AppendResult::Success { match_index } => match_index <= MAX_INDEX,
+                AppendResult::Conflict { rejected, hint } => rejected <= MAX_INDEX && log_id_in_range(hint),
+            },
+            Message::InstallSnapshot(m) => {
+                let len = u64::try_from(m.data.len()).ok();
+                log_id_in_range(m.meta.last) && len.and_then(|len| m.offset.checked_add(len)).is_some()
+            }
+            Message::SnapshotResponse(m) => m.last_index <= MAX_INDEX,
+            Message::ReadIndexResponse { index, .. } => index.is_none_or(|index| index <= MAX_INDEX),
+        };
+        fields && self.term() <= MAX_TERM
+    }
+
     /// The sender's term.
     pub fn term(&self) -> Term {
         match self {

@@ -5,20 +5,23 @@ use bytes::Bytes;
 
 use crate::event::Event;
 use crate::message::Message;
-use crate::types::{Entry, HardState, Index, NodeId, RequestId, Snapshot, SnapshotMeta};
+use crate::types::{Entry, HardState, Index, NodeId, RequestId, SnapshotInfo, SnapshotMeta, Term};
 
 /// The work produced by [`Node::step`](crate::Node::step), taken with
-/// [`Node::take_ready`](crate::Node::take_ready). Do it in field order:
+/// [`Node::take_ready`](crate::Node::take_ready). [`carry_out`](crate::carry_out) does it, in
+/// field order:
 ///
-/// 1. **Persist** `hard_state`, then `snapshot`, then the log write (`truncate_from`, `entries`).
-///    Wait until all of it is durable.
-/// 2. **Send** `messages`. (Only now: they may reveal the state persisted in step 1.)
+/// 1. **Persist** `hard_state`; then the received `snapshot_chunks`, and, when a snapshot is
+///    complete, `install_snapshot` (which replaces the state machine and the log up to its last
+///    index); then the log write (`truncate_from`, `entries`). Wait until all of it is durable.
+/// 2. **Send** `messages` and `snapshot_sends`. (Only now: they may reveal the state persisted
+///    in step 1.)
 /// 3. **Apply** `apply` to the state machine in order; for each entry listed in `proposals`,
 ///    answer that proposal with the state machine's response.
 /// 4. **Read**: run each query in `reads` against the state machine and answer it.
 /// 5. **Report** `events` to the application.
 /// 6. **Snapshot**: if `take_snapshot` is set, snapshot the state machine (it has applied
-///    exactly through its `last`) and hand it to
+///    exactly through its `last`) into the log store and hand the result to
 ///    [`Node::snapshot_taken`](crate::Node::snapshot_taken).
 ///
 /// A `Ready` lends the node's own entries (`entries`, `apply`) instead of copying them, so the
@@ -28,15 +31,20 @@ use crate::types::{Entry, HardState, Index, NodeId, RequestId, Snapshot, Snapsho
 pub struct Ready<'a> {
     /// Term and vote to persist, when they changed.
     pub hard_state: Option<HardState>,
-    /// A snapshot from the leader to install: replaces the state machine and the log up to its
-    /// last index.
-    pub snapshot: Option<Snapshot>,
+    /// Chunks of a snapshot from the leader, to stage in the log store in order (a chunk at
+    /// offset 0 begins a new staged snapshot).
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// The staged snapshot is complete: install it (replacing the log it covers) and restore
+    /// the state machine from it.
+    pub install_snapshot: Option<SnapshotInfo>,
     /// Drop log entries from this index before appending `entries`.
     pub truncate_from: Option<Index>,
     /// Entries to append to the durable log.
     pub entries: &'a [Entry],
     /// Messages to send once the above is durable.
     pub messages: Vec<(NodeId, Message)>,
+    /// Chunks of the current snapshot to read from the log store and send.
+    pub snapshot_sends: Vec<SnapshotSend>,
     /// Committed entries to apply, in index order.
     pub apply: &'a [Entry],
     /// Proposals made on this node that entries in `apply` answer: (index, request), in index
@@ -54,10 +62,12 @@ impl Ready<'_> {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()
-            && self.snapshot.is_none()
+            && self.snapshot_chunks.is_empty()
+            && self.install_snapshot.is_none()
             && self.truncate_from.is_none()
             && self.entries.is_empty()
             && self.messages.is_empty()
+            && self.snapshot_sends.is_empty()
             && self.apply.is_empty()
             && self.reads.is_empty()
             && self.events.is_empty()
@@ -74,11 +84,40 @@ pub struct ReadyRead {
     pub query: Bytes,
 }
 
+/// A chunk of a snapshot received from the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// Where it goes in the snapshot.
+    pub offset: u64,
+    /// Its bytes.
+    pub data: Bytes,
+}
+
+/// A chunk of the current snapshot to send: read `len` bytes at `offset` from the log store
+/// and send them to `to` as an [`InstallSnapshot`](crate::InstallSnapshot) with these fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSend {
+    /// The follower.
+    pub to: NodeId,
+    /// The leader's term.
+    pub term: Term,
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// Where the chunk starts.
+    pub offset: u64,
+    /// How many bytes it holds.
+    pub len: usize,
+    /// Whether it is the last chunk.
+    pub done: bool,
+}
+
 /// The owned parts of the next [`Ready`], gathered while the node is stepped.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) snapshot_chunks: Vec<SnapshotChunk>,
+    pub(crate) install_snapshot: Option<SnapshotInfo>,
     pub(crate) messages: Vec<(NodeId, Message)>,
+    pub(crate) snapshot_sends: Vec<SnapshotSend>,
     pub(crate) proposals: Vec<(Index, RequestId)>,
     pub(crate) reads: Vec<ReadyRead>,
     pub(crate) events: Vec<Event>,
@@ -89,8 +128,10 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     pub(crate) fn is_empty(&self) -> bool {
-        self.snapshot.is_none()
+        self.snapshot_chunks.is_empty()
+            && self.install_snapshot.is_none()
             && self.messages.is_empty()
+            && self.snapshot_sends.is_empty()
             && self.proposals.is_empty()
             && self.reads.is_empty()
             && self.events.is_empty()

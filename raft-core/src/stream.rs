@@ -1,68 +1,52 @@
-//! The stream API: [`RaftStreamExt::into_raft_events`] turns a stream of [`Incoming`] events and
-//! a [`PersistentState`] into a stream of [`Outgoing`] events.
+//! The stream API: [`RaftStreamExt::into_raft_events`] turns a stream of [`Incoming`] events, a
+//! [`LogStore`] and a [`StateMachine`] into a stream of [`Outgoing`] events.
 //!
 //! The driver is a thin async loop around [`Node`]: wait for input (then take whatever else is
-//! ready, so a burst of proposals is persisted and replicated as one batch), persist, send,
-//! apply, report. It names no runtime: time arrives as [`Incoming::Tick`] events that the
-//! adapter merges into the input (an interval timer from tokio, embassy, or a simulator).
+//! ready, so a burst of proposals is persisted and replicated as one batch), and have the
+//! executor ([`carry_out`](crate::carry_out)) persist, send, apply and report. It names no
+//! runtime. Time arrives either as [`Incoming::Tick`] events that the adapter merges into the
+//! input, or from a [`Clock`], with which the driver sleeps until the node's next deadline.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
-use core::pin::Pin;
-
+use core::pin::{pin, Pin};
 use core::task::Poll;
+
 use futures_core::stream::{FusedStream, Stream};
-use futures_util::future::poll_fn;
-use futures_util::future::Either;
+use futures_util::future::{poll_fn, select, Either};
 use futures_util::StreamExt;
 
-use crate::config::{Config, ConfigError};
-use crate::event::{Applied, Event, Incoming, Outgoing};
+use crate::clock::{Clock, NoClock};
+use crate::config::Config;
+use crate::event::{Incoming, Outgoing};
+use crate::executor::{advance, start, Error};
 use crate::node::Node;
-use crate::ready::Ready;
-use crate::state::PersistentState;
-use crate::types::{NodeId, SnapshotMeta};
+use crate::storage::{LogStore, StateMachine};
+use crate::types::NodeId;
 
 /// Inputs taken in one batch at most, before persisting and sending.
 const MAX_BATCH: usize = 1024;
 
-/// Why the outgoing stream failed. The stream ends after yielding an error.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Error<E> {
-    /// The [`PersistentState`] failed; the node stopped rather than risk breaking a promise
-    /// it could not make durable.
-    Storage(E),
-    /// The configuration or node id is unusable.
-    Config(ConfigError),
-}
-
-impl<E: fmt::Display> fmt::Display for Error<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Storage(e) => write!(f, "storage failed, node stopped: {e}"),
-            Error::Config(e) => write!(f, "invalid configuration: {e}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> core::error::Error for Error<E> {}
+/// The error the event stream of a node on `L` and `M` ends with.
+pub type StreamError<L, M> = Error<<L as LogStore>::Error, <M as StateMachine>::Error>;
 
 /// Turns a stream of [`Incoming`] events into a Raft node's stream of [`Outgoing`] events.
 ///
+/// `state` is the node's storage: a [`LogStore`] and the application's [`StateMachine`]
+/// (lend them as `(&mut log, &mut machine)` to keep them after the stream ends).
+///
 /// ```
 /// use futures::{executor::block_on, stream, StreamExt};
-/// use raft_core::{Event, Incoming, Instant, MemState, Membership, Outgoing, RaftStreamExt};
-/// use bytes::Bytes;
+/// use raft_core::{Bytes, Event, Incoming, Instant, MemState, Membership, Outgoing, RaftStreamExt};
 ///
 /// // A one-node cluster: it elects itself, then commits a proposal.
-/// let state: MemState<Vec<Bytes>> = MemState::new(Membership::new([1]));
+/// let log: MemState = MemState::new(Membership::new([1]));
 /// let inputs = stream::iter([
 ///     Incoming::Tick(Instant::from_millis(0)),
 ///     Incoming::Tick(Instant::from_millis(500)),
 ///     Incoming::Propose { id: 7, command: Bytes::from_static(b"hello") },
 /// ]);
-/// let outputs: Vec<_> = block_on(inputs.into_raft_events(1, state).collect());
+/// let outputs: Vec<_> = block_on(inputs.into_raft_events(1, (log, Vec::<Bytes>::new())).collect());
 /// assert!(outputs.iter().any(|o| matches!(
 ///     o,
 ///     Ok(Outgoing::Event(Event::Proposal { id: 7, result: Ok(_) }))
@@ -70,42 +54,58 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for Error<E> {}
 /// ```
 pub trait RaftStreamExt: Stream<Item = Incoming> + Sized {
     /// Runs node `node_id` with the default [`Config`] (seeded with the node id).
-    fn into_raft_events<S: PersistentState>(
+    fn into_raft_events<L: LogStore, M: StateMachine>(
         self,
         node_id: NodeId,
-        state: S,
-    ) -> impl FusedStream<Item = Result<Outgoing, Error<S::Error>>> + Unpin {
+        state: (L, M),
+    ) -> impl FusedStream<Item = Result<Outgoing, StreamError<L, M>>> + Unpin {
         let config = Config { seed: node_id, ..Config::default() };
         self.into_raft_events_with(node_id, state, config)
     }
 
     /// Runs node `node_id` with `config`.
-    fn into_raft_events_with<S: PersistentState>(
+    fn into_raft_events_with<L: LogStore, M: StateMachine>(
         self,
         node_id: NodeId,
-        state: S,
+        state: (L, M),
         config: Config,
-    ) -> impl FusedStream<Item = Result<Outgoing, Error<S::Error>>> + Unpin {
-        raft_events(self, node_id, state, config)
+    ) -> impl FusedStream<Item = Result<Outgoing, StreamError<L, M>>> + Unpin {
+        drive(self, node_id, state, config, None::<NoClock>)
+    }
+
+    /// Runs node `node_id` with `config`, taking time from `clock`: the node sleeps until its
+    /// next deadline or the next input, and no [`Incoming::Tick`] needs to be sent.
+    fn into_raft_events_with_clock<L: LogStore, M: StateMachine, C: Clock>(
+        self,
+        node_id: NodeId,
+        state: (L, M),
+        config: Config,
+        clock: C,
+    ) -> impl FusedStream<Item = Result<Outgoing, StreamError<L, M>>> + Unpin {
+        drive(self, node_id, state, config, Some(clock))
     }
 }
 
 impl<St: Stream<Item = Incoming>> RaftStreamExt for St {}
 
-/// The free-function form of [`RaftStreamExt::into_raft_events_with`].
-pub fn raft_events<St, S>(
+fn drive<St, L, M, C>(
     incoming: St,
     node_id: NodeId,
-    state: S,
+    (log, machine): (L, M),
     config: Config,
-) -> impl FusedStream<Item = Result<Outgoing, Error<S::Error>>> + Unpin
+    clock: Option<C>,
+) -> impl FusedStream<Item = Result<Outgoing, StreamError<L, M>>> + Unpin
 where
     St: Stream<Item = Incoming>,
-    S: PersistentState,
+    L: LogStore,
+    M: StateMachine,
+    C: Clock,
 {
     let driver = Box::new(Driver {
         incoming: Box::pin(incoming),
-        state,
+        log,
+        machine,
+        clock,
         node_id,
         config: Some(config),
         node: None,
@@ -127,9 +127,11 @@ where
         .fuse()
 }
 
-struct Driver<St, S> {
+struct Driver<St, L, M, C> {
     incoming: Pin<Box<St>>,
-    state: S,
+    log: L,
+    machine: M,
+    clock: Option<C>,
     node_id: NodeId,
     config: Option<Config>,
     node: Option<Node>,
@@ -138,14 +140,23 @@ struct Driver<St, S> {
     finished: bool,
 }
 
-impl<St, S> Driver<St, S>
+/// What woke the driver.
+enum Wake {
+    Input(Incoming),
+    Deadline,
+    InputEnded,
+}
+
+impl<St, L, M, C> Driver<St, L, M, C>
 where
     St: Stream<Item = Incoming>,
-    S: PersistentState,
+    L: LogStore,
+    M: StateMachine,
+    C: Clock,
 {
     /// Runs turns until one produces output; `None` once the input has ended and all work is
     /// done, or after an error has been yielded.
-    async fn next_batch(&mut self) -> Option<Result<Vec<Outgoing>, Error<S::Error>>> {
+    async fn next_batch(&mut self) -> Option<Result<Vec<Outgoing>, StreamError<L, M>>> {
         while !self.finished {
             match self.turn().await {
                 Ok(true) if !self.out.is_empty() => return Some(Ok(core::mem::take(&mut self.out))),
@@ -161,20 +172,24 @@ where
     }
 
     /// One turn of the loop. Returns false once the input has ended and all work is done.
-    async fn turn(&mut self) -> Result<bool, Error<S::Error>> {
+    async fn turn(&mut self) -> Result<bool, StreamError<L, M>> {
         if self.node.is_none() {
-            let initial = self.state.load().await.map_err(Error::Storage)?;
             let config = self.config.take().unwrap_or_default();
-            self.node = Some(Node::new(self.node_id, config, initial).map_err(Error::Config)?);
+            let mut node = start(self.node_id, config, &mut self.log, &mut self.machine).await?;
+            if let Some(clock) = &self.clock {
+                node.step(Incoming::Tick(clock.now()));
+            }
+            self.node = Some(node);
         }
         let Some(node) = self.node.as_mut() else { return Ok(false) };
         if !node.has_ready() {
             if self.input_done {
                 return Ok(false);
             }
-            match self.incoming.next().await {
-                Some(input) => node.step(input),
-                None => {
+            match next_wake(&mut self.incoming, self.clock.as_mut(), node).await {
+                Wake::Input(input) => node.step(input),
+                Wake::Deadline => {}
+                Wake::InputEnded => {
                     self.input_done = true;
                     return Ok(true);
                 }
@@ -198,44 +213,29 @@ where
             })
             .await;
         }
-        let take_snapshot = execute(node.take_ready(), &mut self.state, &mut self.out).await?;
-        if let Some(meta) = take_snapshot {
-            let snapshot = self.state.snapshot(meta).await.map_err(Error::Storage)?;
-            node.snapshot_taken(snapshot);
-        }
+        advance(node, &mut self.log, &mut self.machine, &mut self.out).await?;
         Ok(true)
     }
 }
 
-/// Carries out a [`Ready`] in its documented order, queueing what it produces in `out`.
-/// Returns the snapshot to take, which needs the node back once the `Ready` is done.
-async fn execute<S: PersistentState>(
-    ready: Ready<'_>,
-    state: &mut S,
-    out: &mut Vec<Outgoing>,
-) -> Result<Option<SnapshotMeta>, Error<S::Error>> {
-    if let Some(hard_state) = ready.hard_state {
-        state.save_hard_state(hard_state).await.map_err(Error::Storage)?;
-    }
-    if let Some(snapshot) = &ready.snapshot {
-        state.install_snapshot(snapshot).await.map_err(Error::Storage)?;
-    }
-    if ready.truncate_from.is_some() || !ready.entries.is_empty() {
-        state.write_log(ready.truncate_from, ready.entries).await.map_err(Error::Storage)?;
-    }
-    out.extend(ready.messages.into_iter().map(|(to, message)| Outgoing::Send { to, message }));
-    let mut proposals = ready.proposals.into_iter().peekable();
-    for entry in ready.apply {
-        let response = state.apply(entry).await.map_err(Error::Storage)?;
-        if let Some((index, id)) = proposals.next_if(|&(index, _)| index == entry.index) {
-            let result = Ok(Applied { index, response });
-            out.push(Outgoing::Event(Event::Proposal { id, result }));
+/// Waits for the next input or, with a clock, the node's next deadline. With a clock, the
+/// node's time is brought up to date before it sees either.
+async fn next_wake<St, C>(incoming: &mut Pin<Box<St>>, clock: Option<&mut C>, node: &mut Node) -> Wake
+where
+    St: Stream<Item = Incoming>,
+    C: Clock,
+{
+    let Some(clock) = clock else {
+        return incoming.next().await.map_or(Wake::InputEnded, Wake::Input);
+    };
+    let deadline = node.next_deadline();
+    let wake = {
+        let sleep = pin!(clock.sleep_until(deadline));
+        match select(incoming.next(), sleep).await {
+            Either::Left((input, _)) => input.map_or(Wake::InputEnded, Wake::Input),
+            Either::Right(((), _)) => Wake::Deadline,
         }
-    }
-    for read in ready.reads {
-        let answer = state.query(&read.query).await.map_err(Error::Storage)?;
-        out.push(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) }));
-    }
-    out.extend(ready.events.into_iter().map(Outgoing::Event));
-    Ok(ready.take_snapshot)
+    };
+    node.step(Incoming::Tick(clock.now()));
+    wake
 }

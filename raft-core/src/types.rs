@@ -1,6 +1,7 @@
 //! Core vocabulary: node ids, terms, log indexes, entries and virtual time.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -9,11 +10,41 @@ use crate::membership::Membership;
 /// Identifies a node in the cluster. `0` is reserved and never a valid node id.
 pub type NodeId = u64;
 
-/// A Raft term (Raft §5.1). Terms start at 0 and only ever grow.
+/// A Raft term (Raft §5.1). Terms start at 0 and only ever grow, up to [`MAX_TERM`].
 pub type Term = u64;
 
 /// A position in the replicated log. The first entry has index 1; index 0 means "before the log".
+/// Indexes never exceed [`MAX_INDEX`].
 pub type Index = u64;
+
+/// The highest term a node adopts, campaigns in or sends: 2^63 − 1.
+///
+/// A message that carries a higher term is dropped with
+/// [`DropReason::OutOfRange`](crate::DropReason::OutOfRange) and never adopted, so one bad
+/// message cannot push a cluster's terms to where `term + 1` overflows (which used to wrap to
+/// 0 in release builds and leave every node leaderless for good).
+///
+/// A node whose term has reached `MAX_TERM` cannot campaign: there is no later term for it to
+/// run in. It still votes and follows a leader of `MAX_TERM`. No correct cluster gets near:
+/// one election per millisecond takes 292 million years to get there. A node restored with a
+/// term above `MAX_TERM` (written by an older version) keeps it, because lowering a persisted
+/// term could let it vote twice in one term; it never campaigns, and the other nodes drop its
+/// messages as out of range. Wipe and re-add such a node.
+///
+/// The ceiling leaves `MAX_TERM + 1` representable and fits a signed 64-bit column (SQL
+/// `BIGINT`), so storage may keep terms as `i64`.
+pub const MAX_TERM: Term = u64::MAX >> 1;
+
+/// The highest log index a node accepts or appends at: 2^63 − 1.
+///
+/// A message whose indexes reach past it (including `prev.index` plus the number of entries
+/// of an [`AppendEntries`](crate::AppendEntries)) is dropped with
+/// [`DropReason::OutOfRange`](crate::DropReason::OutOfRange). A node whose log ends at
+/// `MAX_INDEX` cannot campaign (a new leader must append a no-op), and a leader that would
+/// have to append past it steps down. Entries that storage returns past `MAX_INDEX` are cut
+/// off at restart, like entries after a gap; a snapshot past it is kept (the state machine
+/// reflects it), and the node then only follows.
+pub const MAX_INDEX: Index = u64::MAX >> 1;
 
 /// A caller-chosen tag that links a request (proposal, read, membership change …) to its outcome.
 pub type RequestId = u64;
@@ -122,11 +153,29 @@ pub struct SnapshotMeta {
     pub membership: Membership,
 }
 
-/// A state-machine snapshot: everything up to and including `meta.last`.
+/// A stored snapshot: what it covers and how many bytes it holds. The bytes themselves stay
+/// in the [`LogStore`](crate::LogStore).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct SnapshotInfo {
     /// What the snapshot covers.
     pub meta: SnapshotMeta,
-    /// The application's serialized state.
-    pub data: Bytes,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// Everything a [`Node`](crate::Node) needs from storage to start; [`start`](crate::start)
+/// gathers it from a [`LogStore`](crate::LogStore) and a [`StateMachine`](crate::StateMachine).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InitialState {
+    /// Term and vote, as last saved.
+    pub hard_state: HardState,
+    /// The latest snapshot, if any.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Log entries after the snapshot, in index order.
+    pub entries: Vec<Entry>,
+    /// The last index the state machine has applied (at least the snapshot's last index).
+    pub applied: Index,
+    /// The configuration to start with when neither the snapshot nor the log holds one: the
+    /// initial voters for a new cluster, or empty for a node that waits to be added.
+    pub bootstrap: Membership,
 }

@@ -3,52 +3,88 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use raft_core::{
-    Entry, Event, HardState, Incoming, Index, InitialState, Instant, MemState, MemStateError, Membership,
-    NodeId, Outgoing, PersistentState, RaftStreamExt, Role, Snapshot, SnapshotMeta,
+    Clock, Config, Entry, Event, HardState, Incoming, Index, Instant, LogState, LogStore, MemState,
+    MemStateError, Membership, NodeId, Outgoing, RaftStreamExt, Role, SnapshotMeta,
 };
 
-type Store = MemState<Vec<Bytes>>;
-
-/// MemState's futures complete at once; resolving them here keeps no borrow across an await.
-fn now<T>(future: impl std::future::Future<Output = T>) -> T {
-    futures::FutureExt::now_or_never(future).expect("MemState never waits")
+/// MemState's futures complete at once; resolving them here keeps no lock across an await.
+fn now<T>(future: impl Future<Output = T>) -> T {
+    future.now_or_never().expect("MemState never waits")
 }
 
 /// A MemState that the test can inspect and reboot while a node runs on it.
-#[derive(Clone)]
-struct Shared(Rc<RefCell<Store>>);
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<MemState>>);
 
-impl PersistentState for Shared {
+impl LogStore for Shared {
     type Error = MemStateError;
-    async fn load(&mut self) -> Result<InitialState, MemStateError> {
-        let mut store = self.0.borrow().clone();
-        store.load().await
+    async fn load(&mut self) -> Result<LogState, MemStateError> {
+        now(self.0.lock().unwrap().load())
+    }
+    async fn read_entries(&mut self, from: Index, to: Index) -> Result<Vec<Entry>, MemStateError> {
+        now(self.0.lock().unwrap().read_entries(from, to))
     }
     async fn save_hard_state(&mut self, state: HardState) -> Result<(), MemStateError> {
-        now(self.0.borrow_mut().save_hard_state(state))
+        now(self.0.lock().unwrap().save_hard_state(state))
     }
     async fn write_log(&mut self, from: Option<Index>, entries: &[Entry]) -> Result<(), MemStateError> {
-        now(self.0.borrow_mut().write_log(from, entries))
+        now(self.0.lock().unwrap().write_log(from, entries))
     }
-    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, MemStateError> {
-        now(self.0.borrow_mut().apply(entry))
+    async fn write_snapshot_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), MemStateError> {
+        now(self.0.lock().unwrap().write_snapshot_chunk(offset, data))
     }
-    async fn query(&mut self, query: &[u8]) -> Result<Bytes, MemStateError> {
-        now(self.0.borrow_mut().query(query))
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<(), MemStateError> {
+        now(self.0.lock().unwrap().install_snapshot(meta))
     }
-    async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, MemStateError> {
-        now(self.0.borrow_mut().snapshot(meta))
+    async fn read_snapshot(&mut self, offset: u64, len: usize) -> Result<Bytes, MemStateError> {
+        now(self.0.lock().unwrap().read_snapshot(offset, len))
     }
-    async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), MemStateError> {
-        now(self.0.borrow_mut().install_snapshot(snapshot))
+}
+
+/// The commands a node applied, readable while it runs.
+#[derive(Clone, Default)]
+struct Applied(Arc<Mutex<Vec<Bytes>>>);
+
+impl raft_core::StateMachine for Applied {
+    type Error = raft_core::RestoreError;
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, Self::Error> {
+        let mut machine = self.0.lock().unwrap().clone();
+        let response = now(machine.apply(entry))?;
+        *self.0.lock().unwrap() = machine;
+        Ok(response)
+    }
+    async fn query(&mut self, query: &[u8]) -> Result<Bytes, Self::Error> {
+        let mut machine = self.0.lock().unwrap().clone();
+        now(machine.query(query))
+    }
+    async fn build_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        out: &mut impl raft_core::SnapshotWriter,
+    ) -> Result<(), Self::Error> {
+        let mut machine = self.0.lock().unwrap().clone();
+        machine.build_snapshot(meta, out).await
+    }
+    async fn restore(
+        &mut self,
+        meta: &SnapshotMeta,
+        from: &mut impl raft_core::SnapshotReader,
+    ) -> Result<(), Self::Error> {
+        let mut machine = Vec::new();
+        machine.restore(meta, from).await?;
+        *self.0.lock().unwrap() = machine;
+        Ok(())
     }
 }
 
@@ -61,7 +97,7 @@ struct Observed {
 struct Cluster {
     pool: LocalPool,
     inboxes: Rc<RefCell<BTreeMap<NodeId, UnboundedSender<Incoming>>>>,
-    stores: BTreeMap<NodeId, Shared>,
+    stores: BTreeMap<NodeId, (Shared, Applied)>,
     observed: Rc<RefCell<Observed>>,
     now: u64,
 }
@@ -76,7 +112,7 @@ impl Cluster {
             now: 0,
         };
         for &id in ids {
-            let store = Shared(Rc::new(RefCell::new(MemState::new(Membership::new(ids.iter().copied())))));
+            let store = Shared(Arc::new(Mutex::new(MemState::new(Membership::new(ids.iter().copied())))));
             cluster.start(id, store);
         }
         cluster
@@ -87,10 +123,11 @@ impl Cluster {
         let (sender, inbox) = unbounded();
         sender.unbounded_send(Incoming::Tick(Instant(self.now))).unwrap();
         self.inboxes.borrow_mut().insert(id, sender);
-        self.stores.insert(id, store.clone());
+        let machine = Applied::default();
+        self.stores.insert(id, (store.clone(), machine.clone()));
         let inboxes = Rc::clone(&self.inboxes);
         let observed = Rc::clone(&self.observed);
-        let mut events = inbox.into_raft_events(id, store);
+        let mut events = inbox.into_raft_events(id, (store, machine));
         self.pool
             .spawner()
             .spawn_local(async move {
@@ -155,7 +192,7 @@ impl Cluster {
     }
 
     fn applied(&self, id: NodeId) -> Vec<Bytes> {
-        self.stores[&id].0.borrow().machine().clone()
+        self.stores[&id].1 .0.lock().unwrap().clone()
     }
 }
 
@@ -181,10 +218,10 @@ fn three_nodes_elect_commit_100_entries_and_restart_a_follower() {
     // rebuilt by applying the committed entries again.
     let follower = (1..=3).find(|&id| id != leader).unwrap();
     cluster.stop(follower);
-    let durable = cluster.stores[&follower].0.borrow().reboot().unwrap();
-    assert_eq!(durable.entries().len(), 101, "no-op plus 100 commands are durable");
-    assert!(durable.machine().is_empty(), "the state machine itself is not durable");
-    cluster.start(follower, Shared(Rc::new(RefCell::new(durable))));
+    let durable = cluster.stores[&follower].0 .0.lock().unwrap().clone();
+    assert_eq!(durable.entries().count(), 101, "no-op plus 100 commands are durable");
+    cluster.start(follower, Shared(Arc::new(Mutex::new(durable))));
+    assert!(cluster.applied(follower).is_empty(), "the state machine itself is not durable");
 
     let more: Vec<Bytes> = (100..110).map(|i| Bytes::from(format!("entry-{i}"))).collect();
     for (i, command) in more.iter().enumerate() {
@@ -198,19 +235,23 @@ fn three_nodes_elect_commit_100_entries_and_restart_a_follower() {
 
 #[test]
 fn stream_termination_when_input_ends() {
-    let state: Store = MemState::new(Membership::new([1, 2, 3]));
+    let log: MemState = MemState::new(Membership::new([1, 2, 3]));
     let inputs = futures::stream::iter([Incoming::Tick(Instant(0)), Incoming::Diagnostics]);
+    let state = (log, Vec::<Bytes>::new());
     let outputs: Vec<_> = futures::executor::block_on(inputs.into_raft_events(1, state).collect());
     assert!(matches!(outputs.last(), Some(Ok(Outgoing::Event(Event::Diagnostics(_))))));
 }
 
-/// A store that fails every write: the stream reports the error and ends.
+/// A log store that fails every write: the stream reports the error and ends.
 struct Broken;
 
-impl PersistentState for Broken {
+impl LogStore for Broken {
     type Error = &'static str;
-    async fn load(&mut self) -> Result<InitialState, &'static str> {
-        Ok(InitialState { bootstrap: Membership::new([1]), ..InitialState::default() })
+    async fn load(&mut self) -> Result<LogState, &'static str> {
+        Ok(LogState { bootstrap: Membership::new([1]), ..LogState::default() })
+    }
+    async fn read_entries(&mut self, _: Index, _: Index) -> Result<Vec<Entry>, &'static str> {
+        Ok(Vec::new())
     }
     async fn save_hard_state(&mut self, _: HardState) -> Result<(), &'static str> {
         Err("disk full")
@@ -218,28 +259,72 @@ impl PersistentState for Broken {
     async fn write_log(&mut self, _: Option<Index>, _: &[Entry]) -> Result<(), &'static str> {
         Err("disk full")
     }
-    async fn apply(&mut self, _: &Entry) -> Result<Bytes, &'static str> {
-        Ok(Bytes::new())
+    async fn write_snapshot_chunk(&mut self, _: u64, _: &[u8]) -> Result<(), &'static str> {
+        Err("disk full")
     }
-    async fn query(&mut self, _: &[u8]) -> Result<Bytes, &'static str> {
-        Ok(Bytes::new())
+    async fn install_snapshot(&mut self, _: &SnapshotMeta) -> Result<(), &'static str> {
+        Err("disk full")
     }
-    async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, &'static str> {
-        Ok(Snapshot { meta, data: Bytes::new() })
-    }
-    async fn install_snapshot(&mut self, _: &Snapshot) -> Result<(), &'static str> {
-        Ok(())
+    async fn read_snapshot(&mut self, _: u64, _: usize) -> Result<Bytes, &'static str> {
+        Err("no snapshot")
     }
 }
 
 #[test]
 fn storage_errors_end_the_stream() {
     let ticks = (0..20).map(|i| Incoming::Tick(Instant(i * 100)));
-    let outputs: Vec<_> =
-        futures::executor::block_on(futures::stream::iter(ticks).into_raft_events(1, Broken).collect());
+    let events = futures::stream::iter(ticks).into_raft_events(1, (Broken, Vec::<Bytes>::new()));
+    let outputs: Vec<_> = futures::executor::block_on(events.collect());
     let last = outputs.last().unwrap();
     assert!(matches!(last, Err(raft_core::Error::Storage("disk full"))), "{last:?}");
     assert_eq!(outputs.iter().filter(|o| o.is_err()).count(), 1);
+}
+
+/// Virtual time that jumps to each deadline the driver sleeps until, up to `limit`; past it,
+/// the timer never fires (only input wakes the node).
+struct JumpingClock {
+    now: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl Clock for JumpingClock {
+    fn now(&self) -> Instant {
+        Instant(self.now.load(Ordering::SeqCst))
+    }
+    async fn sleep_until(&mut self, deadline: Instant) {
+        if deadline.0 <= self.limit {
+            self.now.fetch_max(deadline.0, Ordering::SeqCst);
+        } else {
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+#[test]
+fn with_a_clock_the_node_wakes_at_its_deadlines_without_ticks() {
+    let clock = JumpingClock { now: Arc::default(), limit: 2_000 };
+    let time = Arc::clone(&clock.now);
+    let (inputs, inbox) = unbounded::<Incoming>();
+    let state = (MemState::new(Membership::new([1])), Vec::<Bytes>::new());
+    let mut events = inbox.into_raft_events_with_clock(1, state, Config::default(), clock);
+    futures::executor::block_on(async {
+        loop {
+            let output = events.next().await.unwrap().unwrap();
+            if matches!(output, Outgoing::Event(Event::RoleChanged { role: Role::Leader, .. })) {
+                break;
+            }
+        }
+        let elected_at = time.load(Ordering::SeqCst);
+        assert!((150..300).contains(&elected_at), "elected at its election deadline, {elected_at} ms");
+        inputs.unbounded_send(Incoming::Propose { id: 9, command: Bytes::from_static(b"x") }).unwrap();
+        loop {
+            if let Outgoing::Event(Event::Proposal { id: 9, result }) = events.next().await.unwrap().unwrap()
+            {
+                assert!(result.is_ok());
+                break;
+            }
+        }
+    });
 }
 
 #[test]
@@ -255,7 +340,7 @@ fn events_round_trip_through_postcard() {
 #[test]
 fn the_event_stream_is_send_when_its_parts_are() {
     fn assert_send<T: Send + 'static>(_: &T) {}
-    let state: Store = MemState::new(Membership::new([1]));
+    let state = (MemState::new(Membership::new([1])), Vec::<Bytes>::new());
     let (_sender, inbox) = unbounded::<Incoming>();
     let events = inbox.into_raft_events(1, state);
     assert_send(&events);

@@ -9,11 +9,12 @@
 //! * **Time**: [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
 //!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events
 //!   (embassy-time needs its generic timer queue: see [`TickExt`]).
-//! * **Storage**: [`FlashLog`] keeps term, vote, log window and snapshots on any NOR flash
-//!   (`embedded-storage-async`), crash-safe at every byte, and [`FlashState`] makes it today's
-//!   [`PersistentState`](raft_core::PersistentState). [`RamState`] is a `PersistentState` in
-//!   RAM whose log window is a fixed-capacity ring; it reports [`RamStateError::LogFull`]
-//!   rather than growing or panicking.
+//! * **Storage**: a node's storage is a raft-core [`LogStore`](raft_core::LogStore) (term, vote,
+//!   log, snapshot bytes) and the application's [`StateMachine`](raft_core::StateMachine).
+//!   [`FlashLog`] is a log store on any NOR flash (`embedded-storage`), crash-safe at every
+//!   byte. [`RamState`] is raft-core's in-memory log store over a fixed-capacity [`Window`] of
+//!   entries, compacted by snapshots; it reports
+//!   [`MemStateError::Full`](raft_core::MemStateError::Full) rather than growing or panicking.
 //! * **Transport**: an [`Envelope`] is the postcard wire format. [`LocalNetwork`] connects nodes
 //!   of one firmware through embassy-sync channels (with links that can be cut, for tests and
 //!   demos); [`FrameWriter`] and [`FrameReader`] carry CRC-checked, COBS-delimited frames over
@@ -33,9 +34,10 @@
 //! static NETWORK: LocalNetwork<CriticalSectionRawMutex, 3, 16> = LocalNetwork::new([1, 2, 3]);
 //!
 //! async fn node(id: u64) {
-//!     let store: RamState<Vec<Bytes>, 64> = RamState::new(Membership::new([1, 2, 3]));
+//!     let log = RamState::<64>::with_buffer(Membership::new([1, 2, 3]));
+//!     let machine: Vec<Bytes> = Vec::new(); // the application's state machine
 //!     let inputs = NETWORK.inbox(id).unwrap().with_ticks(DEFAULT_TICK);
-//!     let mut outputs = inputs.into_raft_events(id, store);
+//!     let mut outputs = inputs.into_raft_events(id, (log, machine));
 //!     while let Some(Ok(output)) = outputs.next().await {
 //!         match output {
 //!             Outgoing::Send { to, message } => {
@@ -60,7 +62,6 @@ mod auth;
 mod budget;
 mod envelope;
 mod flash;
-mod flash_state;
 mod network;
 mod serial;
 #[cfg(test)]
@@ -74,11 +75,10 @@ mod udp;
 pub use auth::{FrameKey, TAG_BYTES};
 pub use budget::{check_frames, small_frame_config, FrameBudget, FrameBudgetError, Framing};
 pub use envelope::{Envelope, FrameError};
-pub use flash::{FlashConfigError, FlashLog, FlashLogConfig, FlashLogError, Restored};
-pub use flash_state::{FlashState, FlashStateError};
+pub use flash::{FlashConfigError, FlashLog, FlashLogConfig, FlashLogError};
 pub use network::{Inbox, LocalNetwork, NetworkStats, Undelivered};
 pub use serial::{FrameReader, FrameWriter, SerialError};
-pub use store::{RamState, RamStateError};
+pub use store::{RamState, Window};
 pub use ticks::{TickExt, WithTicks, DEFAULT_TICK};
 #[cfg(feature = "udp")]
 pub use udp::{UdpSetupError, UdpStats, UdpTransport, SMALL_UDP_FRAME};

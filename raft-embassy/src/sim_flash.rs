@@ -4,13 +4,10 @@
 
 #![allow(dead_code)] // each includer uses a part
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::vec::Vec;
 
-use embedded_storage_async::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
 /// The simulated chip, shared by the clones of a [`SimFlash`] (one clone per "boot").
 #[derive(Debug)]
@@ -62,7 +59,7 @@ impl Op {
 
 /// A NOR flash of `bytes.len()` bytes in 256-byte erase pages and 4-byte words.
 #[derive(Clone, Debug)]
-pub struct SimFlash(pub Rc<RefCell<Chip>>);
+pub struct SimFlash(Arc<Mutex<Chip>>);
 
 /// The simulated flash's errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,9 +86,14 @@ impl SimFlash {
     /// Erase page size.
     pub const PAGE: usize = 256;
 
+    /// The chip, to inspect or change.
+    pub fn chip(&self) -> MutexGuard<'_, Chip> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// An erased chip of `pages` pages.
     pub fn new(pages: usize) -> Self {
-        SimFlash(Rc::new(RefCell::new(Chip {
+        SimFlash(Arc::new(Mutex::new(Chip {
             bytes: vec![0xff; pages * Self::PAGE],
             budget: None,
             spent: 0,
@@ -106,32 +108,32 @@ impl SimFlash {
     /// A chip holding `bytes`.
     pub fn with_bytes(bytes: Vec<u8>) -> Self {
         let flash = SimFlash::new(0);
-        flash.0.borrow_mut().bytes = bytes;
+        flash.chip().bytes = bytes;
         flash
     }
 
     /// Cuts the power once `bytes` more bytes have been programmed or erased.
     pub fn cut_after(&self, bytes: u64, torn: bool) {
-        let mut chip = self.0.borrow_mut();
+        let mut chip = self.chip();
         chip.budget = Some(bytes);
         chip.torn = torn;
     }
 
     /// Restores power (and removes any pending cut).
     pub fn power_on(&self) {
-        let mut chip = self.0.borrow_mut();
+        let mut chip = self.chip();
         chip.dead = false;
         chip.budget = None;
     }
 
     /// Bytes programmed or erased so far.
     pub fn spent(&self) -> u64 {
-        self.0.borrow().spent
+        self.chip().spent
     }
 
     /// Whether the power was cut.
     pub fn is_dead(&self) -> bool {
-        self.0.borrow().dead
+        self.chip().dead
     }
 
     /// One byte of work; false (and the power goes off) when the budget is exhausted.
@@ -169,15 +171,15 @@ impl ErrorType for SimFlash {
 impl ReadNorFlash for SimFlash {
     const READ_SIZE: usize = 1;
 
-    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
-        let chip = self.0.borrow();
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
+        let chip = self.chip();
         let start = Self::check(&chip, offset, bytes.len(), 1)?;
         bytes.copy_from_slice(&chip.bytes[start..start + bytes.len()]);
         Ok(())
     }
 
     fn capacity(&self) -> usize {
-        self.0.borrow().bytes.len()
+        self.chip().bytes.len()
     }
 }
 
@@ -185,8 +187,8 @@ impl NorFlash for SimFlash {
     const WRITE_SIZE: usize = 4;
     const ERASE_SIZE: usize = Self::PAGE;
 
-    async fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
-        let chip = &mut *self.0.borrow_mut();
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
+        let chip = &mut *self.chip();
         let start = Self::check(chip, from, to.saturating_sub(from) as usize, Self::PAGE)?;
         chip.last_op = (true, start, (to - from) as usize);
         if let Some(ops) = chip.recording.as_mut() {
@@ -204,8 +206,8 @@ impl NorFlash for SimFlash {
         Ok(())
     }
 
-    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SimError> {
-        let chip = &mut *self.0.borrow_mut();
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), SimError> {
+        let chip = &mut *self.chip();
         let start = Self::check(chip, offset, data.len(), Self::WRITE_SIZE)?;
         chip.last_op = (false, start, data.len());
         if let Some(ops) = chip.recording.as_mut() {

@@ -31,9 +31,10 @@
 //! let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
 //! socket.bind(7100).unwrap();
 //!
-//! let store = raft_embassy::RamState::<Vec<raft_core::Bytes>, 64>::new(Membership::new([1, 2, 3]));
+//! let log = raft_embassy::RamState::<64>::with_buffer(Membership::new([1, 2, 3]));
+//! let machine: Vec<raft_core::Bytes> = Vec::new();
 //! let inputs = transport.incoming(&socket).with_ticks(DEFAULT_TICK);
-//! let node = inputs.into_raft_events_with(1, store, config).for_each(|output| {
+//! let node = inputs.into_raft_events_with(1, (log, machine), config).for_each(|output| {
 //!     if let Ok(Outgoing::Send { to, message }) = output {
 //!         let _counted_when_dropped = transport.send(to, message);
 //!     }

@@ -1,7 +1,8 @@
 //! Power cuts at every byte of a scripted workload on the flash store.
 //!
 //! The workload (terms, votes, appends, truncations with and without new entries, snapshots
-//! that keep or discard the log, enough of them to cycle the flash pages several times) runs
+//! that keep or discard the log, staged in chunks of assorted sizes, snapshot transfers
+//! abandoned half-way, enough of them to cycle the flash pages several times) runs
 //! on a simulated NOR flash that loses power after `k` programmed or erased bytes, for every
 //! `k` from 0 to the workload's total; on odd `k` the byte being written is left half
 //! programmed (or half erased). After each cut the store is rebooted from the flash and must
@@ -10,12 +11,13 @@
 //! * have a term no lower than the last acknowledged one, and the same vote within that term;
 //! * hold every acknowledged entry (in its log or under its snapshot), except those that the
 //!   write in flight was truncating;
-//! * hold the previous or the new snapshot, never a mix, never one with a damaged log behind it;
+//! * hold the previous or the new snapshot, never a mix, never one with a damaged log behind it,
+//!   and the previous one while a transfer is only staged;
 //! * be exactly a state the acknowledged history plus a prefix of the write in flight allows;
 //! * accept and keep new writes.
 //!
-//! Tier B (`a_node_rejoins_after_a_power_cut`) cuts the power of one node of a three-node
-//! cluster at sampled offsets and checks that it reboots from flash, rejoins and converges.
+//! `tests/power_cut_cluster.rs` cuts the power of one node of a three-node cluster at sampled
+//! offsets and checks that it reboots from flash, rejoins and converges.
 
 #[path = "../src/sim_flash.rs"]
 mod sim_flash;
@@ -23,8 +25,10 @@ mod sim_flash;
 use std::time::Instant as WallClock;
 
 use futures::executor::block_on;
-use raft_core::{Bytes, Entry, HardState, Index, LogId, Membership, Payload, Snapshot, SnapshotMeta, Term};
-use raft_embassy::{FlashLog, FlashLogConfig, FlashLogError, Restored};
+use raft_core::{
+    Bytes, Entry, HardState, Index, LogId, LogState, LogStore, Membership, Payload, SnapshotMeta, Term,
+};
+use raft_embassy::{FlashLog, FlashLogConfig, FlashLogError};
 use sim_flash::{Op, SimError, SimFlash};
 
 const PAGES: usize = 12;
@@ -48,7 +52,18 @@ fn bootstrap() -> Membership {
 enum Step {
     HardState(HardState),
     Write(Option<Index>, Vec<Entry>),
-    Snapshot(Snapshot),
+    /// A snapshot staged in chunks of the given size, then installed.
+    Snapshot(Snapshot, usize),
+    /// A snapshot transfer that stops after staging these bytes in chunks of the given size
+    /// (the leader changed, or the follower crashed): it must change nothing.
+    Abandoned(Bytes, usize),
+}
+
+/// A snapshot's description and bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Snapshot {
+    meta: SnapshotMeta,
+    data: Bytes,
 }
 
 /// What the store must hold: the acknowledged state.
@@ -84,7 +99,8 @@ impl Model {
                 model = model.truncated(*from);
                 model.entries.extend(entries.iter().cloned());
             }
-            Step::Snapshot(s) => {
+            Step::Abandoned(..) => {}
+            Step::Snapshot(s, _) => {
                 let last = s.meta.last;
                 // Raft §7: keep the log only if it holds the snapshot's last entry.
                 if model.entries.iter().any(|e| e.id() == last) {
@@ -174,7 +190,13 @@ fn workload() -> Vec<Step> {
                 let last = LogId::new(term, index);
                 let meta = SnapshotMeta { last, membership: bootstrap() };
                 let snapshot = Snapshot { meta, data: snapshot_data(index, &mut rng) };
-                push(Step::Snapshot(snapshot), &mut model, &mut steps);
+                let chunk = 1 + rng.below(200) as usize;
+                push(Step::Snapshot(snapshot, chunk), &mut model, &mut steps);
+            }
+            // A transfer abandoned half-way.
+            3 if round % 2 == 0 => {
+                let chunk = 1 + rng.below(120) as usize;
+                push(Step::Abandoned(snapshot_data(round, &mut rng), chunk), &mut model, &mut steps);
             }
             _ => {}
         }
@@ -184,7 +206,9 @@ fn workload() -> Vec<Step> {
             let covered = model.entries[model.entries.len() / 2].id();
             let meta = SnapshotMeta { last: covered, membership: bootstrap() };
             let snapshot = Snapshot { meta, data: snapshot_data(covered.index, &mut rng) };
-            push(Step::Snapshot(snapshot), &mut model, &mut steps);
+            // The state machine writes its snapshot in one piece.
+            let chunk = snapshot.data.len().max(1);
+            push(Step::Snapshot(snapshot, chunk), &mut model, &mut steps);
         }
         let next = model.last() + 1;
         let entries: Vec<Entry> = (next..next + count).map(|i| entry(term, i, &mut rng)).collect();
@@ -193,21 +217,62 @@ fn workload() -> Vec<Step> {
     steps
 }
 
+/// Stages `data` in chunks of `chunk` bytes (an empty snapshot still begins at offset 0).
+async fn stage(
+    log: &mut FlashLog<SimFlash>,
+    data: &[u8],
+    chunk: usize,
+) -> Result<(), FlashLogError<SimError>> {
+    log.write_snapshot_chunk(0, &data[..chunk.min(data.len())]).await?;
+    for (n, piece) in data.chunks(chunk).enumerate().skip(1) {
+        log.write_snapshot_chunk((n * chunk) as u64, piece).await?;
+    }
+    Ok(())
+}
+
 async fn run(log: &mut FlashLog<SimFlash>, step: &Step) -> Result<(), FlashLogError<SimError>> {
     match step {
         Step::HardState(h) => log.save_hard_state(*h).await,
         Step::Write(from, entries) => log.write_log(*from, entries).await,
-        Step::Snapshot(s) => log.store_snapshot(s).await,
+        Step::Snapshot(s, chunk) => {
+            stage(log, &s.data, *chunk).await?;
+            log.install_snapshot(&s.meta).await
+        }
+        Step::Abandoned(data, chunk) => stage(log, data, *chunk).await,
     }
+}
+
+/// What a reboot finds: the loaded state, and the log and snapshot it describes, read back.
+struct Restored {
+    state: LogState,
+    model: Model,
+}
+
+fn read_back(log: &mut FlashLog<SimFlash>) -> Result<Restored, FlashLogError<SimError>> {
+    block_on(async {
+        let state = log.load().await?;
+        let snapshot = match &state.snapshot {
+            Some(info) => {
+                let data = log.read_snapshot(0, info.size as usize).await?;
+                assert_eq!(data.len() as u64, info.size, "read_snapshot returns the whole snapshot");
+                Some(Snapshot { meta: info.meta.clone(), data })
+            }
+            None => None,
+        };
+        let first = snapshot.as_ref().map_or(0, |s| s.meta.last.index) + 1;
+        let entries =
+            if state.last_index >= first { log.read_entries(first, state.last_index).await? } else { vec![] };
+        Ok(Restored { model: Model { hard_state: state.hard_state, snapshot, entries }, state })
+    })
 }
 
 fn reboot(flash: &SimFlash) -> (FlashLog<SimFlash>, Restored) {
     flash.power_on();
-    let mut log = FlashLog::new(flash.clone(), config()).unwrap();
-    match block_on(log.load(&bootstrap())) {
+    let mut log = FlashLog::new(flash.clone(), config(), bootstrap()).unwrap();
+    match read_back(&mut log) {
         Ok(restored) => (log, restored),
         Err(error) => {
-            let chip = flash.0.borrow();
+            let chip = flash.chip();
             let (erase, at, len) = chip.last_op;
             let page = &chip.bytes[at / 256 * 256..][..256];
             panic!(
@@ -224,7 +289,7 @@ struct Tally {
     torn: u64,
     restarts: u64,
     checks: u64,
-    in_flight: [u64; 4],
+    in_flight: [u64; 5],
 }
 
 impl Tally {
@@ -238,9 +303,9 @@ impl Tally {
 /// and, for the first load and each step, the bytes of work done when it returned.
 fn record(steps: &[Step]) -> (Vec<Op>, Vec<u64>, Model) {
     let flash = SimFlash::new(PAGES);
-    flash.0.borrow_mut().recording = Some(Vec::new());
-    let mut log = FlashLog::new(flash.clone(), config()).unwrap();
-    block_on(log.load(&bootstrap())).unwrap();
+    flash.chip().recording = Some(Vec::new());
+    let mut log = FlashLog::new(flash.clone(), config(), bootstrap()).unwrap();
+    block_on(log.load()).unwrap();
     let mut ends = vec![flash.spent()];
     let mut model = Model::default();
     for step in steps {
@@ -248,9 +313,9 @@ fn record(steps: &[Step]) -> (Vec<Op>, Vec<u64>, Model) {
         model = model.after(step);
         ends.push(flash.spent());
     }
-    assert_eq!(reboot(&flash).1.entries, model.entries);
-    assert_eq!(flash.0.borrow().rewrites, 0, "no word is programmed twice");
-    let ops = flash.0.borrow_mut().recording.take().unwrap();
+    assert_eq!(reboot(&flash).1.model, model);
+    assert_eq!(flash.chip().rewrites, 0, "no word is programmed twice");
+    let ops = flash.chip().recording.take().unwrap();
     (ops, ends, model)
 }
 
@@ -294,16 +359,13 @@ fn every_power_cut_leaves_a_state_raft_allows() {
             None => 0,
             Some(Step::HardState(_)) => 1,
             Some(Step::Write(..)) => 2,
-            Some(Step::Snapshot(_)) => 3,
+            Some(Step::Snapshot(..)) => 3,
+            Some(Step::Abandoned(..)) => 4,
         }] += 1;
 
         let (mut log, restored) = reboot(&flash);
         tally.restarts += 1;
-        let found = Model {
-            hard_state: restored.hard_state,
-            snapshot: restored.snapshot.clone(),
-            entries: restored.entries.clone(),
-        };
+        let found = restored.model.clone();
         let context = (&acked, step, &found);
         let (a, f) = (acked.hard_state, found.hard_state);
         tally.check(f.term >= a.term, "the term went back", k, &context);
@@ -313,13 +375,18 @@ fn every_power_cut_leaves_a_state_raft_allows() {
             k,
             &context,
         );
-        tally.check(restored.bootstrap == bootstrap(), "the bootstrap configuration changed", k, &context);
+        tally.check(
+            restored.state.bootstrap == bootstrap(),
+            "the bootstrap configuration changed",
+            k,
+            &context,
+        );
 
         // Acknowledged entries: present, unless the write in flight truncates them or the
         // snapshot in flight (now committed) discards them.
         let kept_below = match step {
             Some(Step::Write(Some(from), _)) => *from,
-            Some(Step::Snapshot(s)) if found.snapshot.as_ref() == Some(s) => s.meta.last.index + 1,
+            Some(Step::Snapshot(s, _)) if found.snapshot.as_ref() == Some(s) => s.meta.last.index + 1,
             _ => Index::MAX,
         };
         let covered = found.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
@@ -331,7 +398,7 @@ fn every_power_cut_leaves_a_state_raft_allows() {
         tally.check(present, "an acknowledged entry is missing", k, &context);
 
         let snapshots: Vec<Option<&Snapshot>> = match step {
-            Some(Step::Snapshot(s)) => vec![acked.snapshot.as_ref(), Some(s)],
+            Some(Step::Snapshot(s, _)) => vec![acked.snapshot.as_ref(), Some(s)],
             _ => vec![acked.snapshot.as_ref()],
         };
         tally.check(
@@ -353,7 +420,7 @@ fn every_power_cut_leaves_a_state_raft_allows() {
             log.write_log(from, &[appended]).await
         });
         tally.check(rewritten.is_ok(), "the store refuses writes after the cut", k, &(context, &rewritten));
-        let again = reboot(&flash).1;
+        let again = reboot(&flash).1.model;
         tally.check(
             again.hard_state.term == term && again.entries.last().is_some_and(|e| e.term == term),
             "writes after the cut did not survive a reboot",
@@ -364,7 +431,8 @@ fn every_power_cut_leaves_a_state_raft_allows() {
     let elapsed = started.elapsed();
     println!(
         "power cuts: {} offsets of {total} bytes ({} with a torn byte), {} restarts, {} invariant checks, \
-         in flight: {} first load, {} term/vote, {} log writes, {} snapshots; {} steps; {:.1} s",
+         in flight: {} first load, {} term/vote, {} log writes, {} snapshots, {} abandoned transfers; {} steps; \
+         {:.1} s",
         tally.offsets,
         tally.torn,
         tally.restarts,
@@ -373,6 +441,7 @@ fn every_power_cut_leaves_a_state_raft_allows() {
         tally.in_flight[1],
         tally.in_flight[2],
         tally.in_flight[3],
+        tally.in_flight[4],
         steps.len(),
         elapsed.as_secs_f64()
     );

@@ -4,9 +4,9 @@
 //! had announced.
 //!
 //! The cluster runs in a small deterministic simulator (virtual time in 5 ms rounds, messages
-//! delivered the next round unless a link is cut). Node 1 keeps its state in a [`FlashState`]
-//! over a simulated flash that loses power after `k` bytes of work; nodes 2 and 3 use
-//! raft-core's `MemState`. The scenario isolates node 1 (its entries as an isolated leader are
+//! delivered the next round unless a link is cut). Node 1 keeps its log in a `FlashLog` over a
+//! simulated flash that loses power after `k` bytes of work; nodes 2 and 3 use raft-core's
+//! `MemState`. Every node's state machine is in RAM, rebuilt from the snapshot at boot. The scenario isolates node 1 (its entries as an isolated leader are
 //! truncated later, or it catches up by InstallSnapshot), then the leader of the day.
 
 #[path = "../src/sim_flash.rs"]
@@ -22,10 +22,11 @@ use futures::executor::block_on;
 use futures::stream::{Stream, StreamExt};
 use futures::task::noop_waker;
 use raft_core::{
-    Bytes, Config, Event, Incoming, Index, Instant, MemState, Membership, Message, NodeId, Outgoing,
-    ProposeError, RaftStreamExt, RestoreError, Role, StateMachine, Term,
+    Bytes, Config, Entry, Event, Incoming, Index, Instant, LogStore, MemState, Membership, Message, NodeId,
+    Outgoing, Payload, ProposeError, RaftStreamExt, RestoreError, Role, SnapshotMeta, SnapshotReader,
+    SnapshotWriter, StateMachine, Term,
 };
-use raft_embassy::{FlashLog, FlashLogConfig, FlashState};
+use raft_embassy::{FlashLog, FlashLogConfig};
 use sim_flash::SimFlash;
 
 const PAGES: usize = 24;
@@ -37,23 +38,47 @@ const PROPOSALS_UNTIL_MS: u64 = 4_000;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Applied(Vec<u64>);
 
-impl StateMachine for Applied {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
-        if let Ok(id) = <[u8; 8]>::try_from(command) {
-            self.0.push(u64::from_le_bytes(id));
-        }
-        Bytes::new()
-    }
-
-    fn query(&self, _query: &[u8]) -> Bytes {
-        self.snapshot()
-    }
-
-    fn snapshot(&self) -> Bytes {
+impl Applied {
+    fn to_bytes(&self) -> Bytes {
         self.0.iter().flat_map(|id| id.to_le_bytes()).collect::<Vec<u8>>().into()
     }
+}
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+impl StateMachine for Applied {
+    type Error = RestoreError;
+
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
+        if let Payload::Command(command) = &entry.payload {
+            if let Ok(id) = <[u8; 8]>::try_from(&command[..]) {
+                self.0.push(u64::from_le_bytes(id));
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    async fn query(&mut self, _query: &[u8]) -> Result<Bytes, RestoreError> {
+        Ok(self.to_bytes())
+    }
+
+    /// Written in pieces of up to 100 ids, to stage in more than one flash chunk.
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl SnapshotWriter,
+    ) -> Result<(), RestoreError> {
+        for ids in self.0.chunks(100) {
+            let piece: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+            out.write(&piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        from: &mut impl SnapshotReader,
+    ) -> Result<(), RestoreError> {
+        let snapshot = from.read_to_end().await?;
         if !snapshot.len().is_multiple_of(8) {
             return Err(RestoreError("a list of u64".into()));
         }
@@ -71,7 +96,14 @@ struct Node {
 }
 
 fn config(id: NodeId) -> Config {
-    Config { snapshot_every: 8, seed: id, max_append_entries: 4, ..Config::default() }
+    // Snapshot chunks of 200 bytes: node 1 stages the leader's snapshots over several Readys.
+    Config {
+        snapshot_every: 8,
+        seed: id,
+        max_append_entries: 4,
+        snapshot_chunk_bytes: 200,
+        ..Config::default()
+    }
 }
 
 fn flash_config() -> FlashLogConfig {
@@ -90,9 +122,8 @@ fn members() -> Membership {
 /// Starts node 1 on its flash; returns the node and the term and last index it restored, or
 /// `None` if the power fails while it loads.
 fn boot_flash_node(flash: &SimFlash) -> Option<(Node, Term, Index)> {
-    let log = FlashLog::new(flash.clone(), flash_config()).unwrap();
-    let mut state = FlashState::new(log, Applied::default(), members());
-    let restored = match block_on(state.restore()) {
+    let mut log = FlashLog::new(flash.clone(), flash_config(), members()).unwrap();
+    let restored = match block_on(log.load()) {
         Ok(restored) => restored,
         Err(error) if flash.is_dead() => {
             println!("  power cut while node 1 loads: {error}");
@@ -100,18 +131,19 @@ fn boot_flash_node(flash: &SimFlash) -> Option<(Node, Term, Index)> {
         }
         Err(error) => panic!("node 1 cannot restore from flash: {error}"),
     };
-    let term = restored.hard_state.term;
-    let last =
-        restored.entries.last().map(|e| e.index).or(restored.snapshot.as_ref().map(|s| s.meta.last.index));
     let (inbox, inputs) = unbounded();
-    let outputs = inputs.into_raft_events_with(1, state, config(1)).map(|o| o.map_err(|e| e.to_string()));
-    Some((Node { id: 1, inbox, outputs: Box::pin(outputs) }, term, last.unwrap_or(0)))
+    let outputs = inputs
+        .into_raft_events_with(1, (log, Applied::default()), config(1))
+        .map(|o| o.map_err(|e| e.to_string()));
+    Some((Node { id: 1, inbox, outputs: Box::pin(outputs) }, restored.hard_state.term, restored.last_index))
 }
 
 fn boot_memory_node(id: NodeId) -> Node {
     let (inbox, inputs) = unbounded();
-    let state: MemState<Applied> = MemState::new(members());
-    let outputs = inputs.into_raft_events_with(id, state, config(id)).map(|o| o.map_err(|e| e.to_string()));
+    let log: MemState = MemState::new(members());
+    let outputs = inputs
+        .into_raft_events_with(id, (log, Applied::default()), config(id))
+        .map(|o| o.map_err(|e| e.to_string()));
     Node { id, inbox, outputs: Box::pin(outputs) }
 }
 

@@ -190,8 +190,10 @@ fn a_cluster_over_udp_replicates_snapshots_and_rejects_forgeries() {
         clients.push(client);
         let inputs = futures::stream::select(transport.incoming(socket), requests)
             .with_ticks(Duration::from_millis(10));
-        let store: MemState<Vec<Bytes>> = MemState::new(Membership::new([1, 2, 3]));
-        let mut outputs = inputs.into_raft_events_with(id, store, Config { seed: id, ..config.clone() });
+        let log: MemState = MemState::new(Membership::new([1, 2, 3]));
+        let machine: Vec<Bytes> = Vec::new();
+        let mut outputs =
+            inputs.into_raft_events_with(id, (log, machine), Config { seed: id, ..config.clone() });
         let observed = observed.clone();
         pool.spawner()
             .spawn_local(async move {

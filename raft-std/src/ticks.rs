@@ -1,13 +1,66 @@
-//! Timers on tokio: time enters raft-core only as [`Incoming::Tick`] events, so the adapter
-//! merges a tick stream into the node's input.
+//! Time on tokio, two ways: [`TokioClock`] lends the stream driver tokio's timer, so a node
+//! sleeps until its next deadline; or [`with_ticks`] merges periodic [`Incoming::Tick`] events
+//! into the node's input.
 
 use std::future::ready;
 use std::time::Duration;
 
 use futures::stream::{self, Stream, StreamExt};
-use raft_core::{Incoming, Instant};
+use raft_core::{Clock, Incoming, Instant};
 use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::IntervalStream;
+
+/// tokio's monotonic clock and timer, as a raft-core [`Clock`]: instants count milliseconds
+/// since the clock was created. With it, a node wakes only for its next deadline (a heartbeat,
+/// an election timeout) or its next input.
+///
+/// ```
+/// use futures::StreamExt;
+/// use raft_core::{Bytes, Config, Event, MemState, Membership, Outgoing, RaftStreamExt, Role};
+/// use raft_std::TokioClock;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (_inputs, receiver) = tokio::sync::mpsc::unbounded_channel();
+/// let state = (MemState::new(Membership::new([1])), Vec::<Bytes>::new());
+/// let mut events = tokio_stream::wrappers::UnboundedReceiverStream::new(receiver)
+///     .into_raft_events_with_clock(1, state, Config::default(), TokioClock::new());
+/// // No ticks are sent: the node wakes at its election deadline and elects itself.
+/// while let Some(Ok(output)) = events.next().await {
+///     if let Outgoing::Event(Event::RoleChanged { role: Role::Leader, .. }) = output {
+///         break;
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock whose epoch is now. Must be created inside a tokio runtime.
+    pub fn new() -> Self {
+        TokioClock { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        let millis = self.start.elapsed().as_millis();
+        Instant::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+    }
+
+    async fn sleep_until(&mut self, deadline: Instant) {
+        tokio::time::sleep_until(self.start + Duration::from_millis(deadline.as_millis())).await;
+    }
+}
 
 /// How often [`with_ticks`] ticks by default: well below any sensible heartbeat interval.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
@@ -36,7 +89,7 @@ pub fn ticks(period: Duration) -> impl Stream<Item = Incoming> + Send + Unpin {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let (inputs, receiver) = tokio::sync::mpsc::unbounded_channel();
-/// let state: MemState<Vec<Bytes>> = MemState::new(Membership::new([1]));
+/// let state = (MemState::new(Membership::new([1])), Vec::<Bytes>::new());
 /// let mut events = with_ticks(tokio_stream::wrappers::UnboundedReceiverStream::new(receiver), DEFAULT_TICK)
 ///     .into_raft_events(1, state);
 /// drop(inputs); // no more input: the node finishes its work and the stream ends

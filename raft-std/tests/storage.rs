@@ -4,14 +4,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use raft_core::{
-    Bytes, Entry, HardState, LogId, Membership, Payload, PersistentState, Snapshot, SnapshotMeta,
-};
+use raft_core::{Bytes, Config, Entry, HardState, LogId, LogStore, Membership, Payload, SnapshotMeta};
 use raft_std::{FileState, FsyncPolicy, StorageError, StorageOptions};
 
 mod logs;
 
-type Store = FileState<Vec<Bytes>>;
+type Store = FileState;
 
 fn entry(term: u64, index: u64) -> Entry {
     Entry { term, index, payload: Payload::Command(Bytes::from(format!("command {index} of term {term}"))) }
@@ -27,7 +25,29 @@ fn options() -> StorageOptions {
 }
 
 fn open(dir: &Path) -> Result<Store, StorageError> {
-    FileState::open(dir, Membership::new([1, 2, 3]), Vec::new(), options())
+    FileState::open(dir, Membership::new([1, 2, 3]), options())
+}
+
+/// A new store that has adopted term 3, as a node does before it stores entries.
+async fn fresh(dir: &Path) -> Store {
+    let mut store = open(dir).unwrap();
+    store.save_hard_state(HardState { term: 3, vote: None }).await.unwrap();
+    store
+}
+
+/// Every entry after the snapshot.
+async fn stored_entries(store: &mut Store) -> Vec<Entry> {
+    let state = store.load().await.unwrap();
+    let first = state.snapshot.map_or(0, |s| s.meta.last.index) + 1;
+    store.read_entries(first, state.last_index).await.unwrap()
+}
+
+/// Stages `data` as one chunk and installs it as the snapshot through `last`.
+async fn install(store: &mut Store, last: LogId, data: &[u8]) -> SnapshotMeta {
+    let meta = SnapshotMeta { last, membership: Membership::new([1, 2, 3]) };
+    store.write_snapshot_chunk(0, data).await.unwrap();
+    store.install_snapshot(&meta).await.unwrap();
+    meta
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -44,35 +64,60 @@ async fn a_restart_keeps_everything_acknowledged() {
     store.save_hard_state(HardState { term: 2, vote: Some(3) }).await.unwrap();
     store.write_log(None, &entries(1, 1..=30)).await.unwrap();
     store.write_log(None, &entries(2, 31..=40)).await.unwrap();
-    for entry in entries(1, 1..=20) {
-        store.apply(&entry).await.unwrap();
+    let commands: Vec<Bytes> = (1..=20).map(|i| Bytes::from(format!("command {i} of term 1"))).collect();
+    let mut image = Vec::new();
+    for command in &commands {
+        image.extend_from_slice(&(command.len() as u32).to_le_bytes());
+        image.extend_from_slice(command);
     }
-    let snapshot = store
-        .snapshot(SnapshotMeta { last: LogId::new(1, 20), membership: Membership::new([1, 2, 3]) })
-        .await
-        .unwrap();
-    assert_eq!(snapshot.meta.last.index, 20);
+    install(&mut store, LogId::new(1, 20), &image).await;
     assert!(segments(dir.path()).len() > 1, "small segments: the log spans several files");
     drop(store);
 
     let mut store = open(dir.path()).unwrap();
     let initial = store.load().await.unwrap();
     assert_eq!(initial.hard_state, HardState { term: 2, vote: Some(3) });
-    assert_eq!(initial.snapshot.as_ref().map(|s| s.meta.last), Some(LogId::new(1, 20)));
+    assert_eq!(
+        initial.snapshot.as_ref().map(|s| (s.meta.last, s.size)),
+        Some((LogId::new(1, 20), image.len() as u64))
+    );
+    assert_eq!(initial.bootstrap, Membership::new([1, 2, 3]));
     let mut expected = entries(1, 21..=30);
     expected.extend(entries(2, 31..=40));
-    assert_eq!(initial.entries, expected, "the entries after the snapshot survive");
-    assert_eq!(initial.applied, 20, "the state machine is rebuilt from the snapshot");
-    assert_eq!(store.reader().with(Vec::len).unwrap(), 20);
-    assert_eq!(initial.bootstrap, Membership::new([1, 2, 3]));
+    assert_eq!(stored_entries(&mut store).await, expected, "the entries after the snapshot survive");
+
+    // A node started on it rebuilds its state machine from the snapshot.
+    let mut machine: Vec<Bytes> = Vec::new();
+    let node =
+        raft_core::start(1, Config::default(), &mut open(dir.path()).unwrap(), &mut machine).await.unwrap();
+    assert_eq!((node.applied_index(), node.last_log_id()), (20, LogId::new(2, 40)));
+    assert_eq!(machine, commands);
 }
 
 #[tokio::test]
 async fn the_bootstrap_configuration_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()).unwrap());
-    let mut store: Store = FileState::open(dir.path(), Membership::new([1]), Vec::new(), options()).unwrap();
+    let mut store: Store = FileState::open(dir.path(), Membership::new([1]), options()).unwrap();
     assert_eq!(store.load().await.unwrap().bootstrap, Membership::new([1, 2, 3]));
+}
+
+#[tokio::test]
+async fn missing_term_and_vote_or_bootstrap_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fresh(dir.path()).await;
+    store.write_log(None, &entries(2, 1..=3)).await.unwrap();
+    drop(store);
+    fs::remove_file(dir.path().join("hard_state")).unwrap();
+    let error = open(dir.path()).err().expect("a log without its term and vote is refused");
+    assert!(matches!(&error, StorageError::Missing { path, .. } if path.ends_with("hard_state")), "{error}");
+    assert!(error.to_string().contains("add the node to the cluster again"), "says what to do: {error}");
+
+    let dir = tempfile::tempdir().unwrap();
+    drop(fresh(dir.path()).await);
+    fs::remove_file(dir.path().join("bootstrap")).unwrap();
+    let error = open(dir.path()).err().expect("state without its bootstrap configuration is refused");
+    assert!(matches!(&error, StorageError::Missing { path, .. } if path.ends_with("bootstrap")), "{error}");
 }
 
 fn open_logged(dir: &Path) -> (Result<Store, StorageError>, String) {
@@ -84,7 +129,7 @@ fn open_logged(dir: &Path) -> (Result<Store, StorageError>, String) {
 #[tokio::test]
 async fn a_torn_tail_is_truncated_and_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
+    let mut store = fresh(dir.path()).await;
     store.write_log(None, &entries(1, 1..=10)).await.unwrap();
     drop(store);
     // A crash in the middle of appending entry 11: only part of its bytes reached the disk.
@@ -96,32 +141,32 @@ async fn a_torn_tail_is_truncated_and_reported() {
     let mut store = store.expect("a torn tail is repaired, not an error");
     assert!(logs.contains("WARN") && logs.contains("torn"), "the repair is reported: {logs}");
     assert_eq!(fs::metadata(&last).unwrap().len(), length, "the torn bytes are gone");
-    assert_eq!(store.load().await.unwrap().entries, entries(1, 1..=10));
+    assert_eq!(stored_entries(&mut store).await, entries(1, 1..=10));
 
     // The log continues where the valid part ends, and stays clean.
     store.write_log(None, &entries(1, 11..=12)).await.unwrap();
     drop(store);
     let (store, logs) = open_logged(dir.path());
     assert!(!logs.contains("WARN"), "{logs}");
-    assert_eq!(store.unwrap().load().await.unwrap().entries, entries(1, 1..=12));
+    assert_eq!(stored_entries(&mut store.unwrap()).await, entries(1, 1..=12));
 }
 
 #[tokio::test]
 async fn a_zero_filled_tail_is_a_torn_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
+    let mut store = fresh(dir.path()).await;
     store.write_log(None, &entries(1, 1..=3)).await.unwrap();
     drop(store);
     let last = segments(dir.path()).pop().unwrap();
     fs::OpenOptions::new().append(true).open(&last).unwrap().write_all(&[0; 100]).unwrap();
     let mut store = open(dir.path()).unwrap();
-    assert_eq!(store.load().await.unwrap().entries, entries(1, 1..=3));
+    assert_eq!(stored_entries(&mut store).await, entries(1, 1..=3));
 }
 
 #[tokio::test]
 async fn corruption_before_the_tail_is_an_error_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
+    let mut store = fresh(dir.path()).await;
     store.write_log(None, &entries(1, 1..=20)).await.unwrap();
     drop(store);
     let first = segments(dir.path()).remove(0);
@@ -132,7 +177,7 @@ async fn corruption_before_the_tail_is_an_error_naming_file_and_offset() {
 
     let error = open(dir.path()).err().expect("corruption must not be repaired silently");
     let StorageError::Corrupt { path, offset, .. } = &error else { panic!("{error}") };
-    assert_eq!((path, *offset), (&first, 8));
+    assert_eq!((path, offset), (&first, &8));
     let message = error.to_string();
     assert!(message.contains(&*first.to_string_lossy()) && message.contains("offset 8"), "{message}");
 
@@ -151,7 +196,7 @@ async fn corruption_before_the_tail_is_an_error_naming_file_and_offset() {
 #[tokio::test]
 async fn a_missing_segment_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
+    let mut store = fresh(dir.path()).await;
     store.write_log(None, &entries(1, 1..=20)).await.unwrap();
     drop(store);
     let paths = segments(dir.path());
@@ -164,7 +209,7 @@ async fn a_missing_segment_is_an_error() {
 #[tokio::test]
 async fn truncation_is_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
+    let mut store = fresh(dir.path()).await;
     store.write_log(None, &entries(1, 1..=20)).await.unwrap();
     let before = segments(dir.path()).len();
     // A new leader overwrites a conflicting suffix from index 8.
@@ -175,11 +220,11 @@ async fn truncation_is_durable() {
     let mut store = open(dir.path()).unwrap();
     let mut expected = entries(1, 1..=7);
     expected.extend(entries(2, 8..=10));
-    assert_eq!(store.load().await.unwrap().entries, expected);
+    assert_eq!(stored_entries(&mut store).await, expected);
     // A cut exactly at a segment boundary, and one that removes everything.
     store.write_log(Some(1), &entries(3, 1..=2)).await.unwrap();
     drop(store);
-    assert_eq!(open(dir.path()).unwrap().load().await.unwrap().entries, entries(3, 1..=2));
+    assert_eq!(stored_entries(&mut open(dir.path()).unwrap()).await, entries(3, 1..=2));
 }
 
 #[tokio::test]
@@ -192,33 +237,37 @@ async fn appends_must_continue_the_log() {
 }
 
 #[tokio::test]
-async fn installing_a_snapshot_replaces_the_state_and_a_conflicting_log() {
+async fn installing_a_snapshot_replaces_a_conflicting_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
+    let mut store = fresh(dir.path()).await;
     store.write_log(None, &entries(1, 1..=10)).await.unwrap();
-    let leader_state: Vec<Bytes> = (0..12).map(|i| Bytes::from(format!("leader {i}"))).collect();
-    let snapshot = Snapshot {
-        meta: SnapshotMeta { last: LogId::new(2, 12), membership: Membership::new([1, 2, 3]) },
-        data: raft_core::StateMachine::snapshot(&leader_state),
-    };
-    store.install_snapshot(&snapshot).await.unwrap();
+    let data: Vec<u8> = (0..200u8).collect();
+    let meta = SnapshotMeta { last: LogId::new(2, 12), membership: Membership::new([1, 2, 3]) };
+    for (i, chunk) in data.chunks(64).enumerate() {
+        store.write_snapshot_chunk(i as u64 * 64, chunk).await.unwrap();
+    }
+    store.install_snapshot(&meta).await.unwrap();
     store.write_log(None, &entries(2, 13..=14)).await.unwrap();
-    assert_eq!(store.reader().applied_index().unwrap(), 12);
     drop(store);
 
     let mut store = open(dir.path()).unwrap();
     let initial = store.load().await.unwrap();
-    assert_eq!(initial.snapshot, Some(snapshot));
-    assert_eq!(initial.entries, entries(2, 13..=14));
-    assert_eq!(store.reader().with(Clone::clone).unwrap(), leader_state);
+    assert_eq!(initial.snapshot.map(|s| (s.meta, s.size)), Some((meta, 200)));
+    assert_eq!(stored_entries(&mut store).await, entries(2, 13..=14));
+    assert_eq!(store.read_snapshot(190, 64).await.unwrap(), Bytes::copy_from_slice(&data[190..]));
 }
 
 #[tokio::test]
 async fn a_damaged_snapshot_or_hard_state_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path()).unwrap();
-    store.save_hard_state(HardState { term: 1, vote: None }).await.unwrap();
+    let mut store = fresh(dir.path()).await;
+    install(&mut store, LogId::new(1, 4), b"state").await;
     drop(store);
+    let snapshot = dir.path().join("snapshot-00000000000000000001-00000000000000000004.data");
+    fs::write(&snapshot, b"State").unwrap();
+    let error = open(dir.path()).err().expect("a damaged snapshot is reported");
+    assert!(error.to_string().contains("snapshot-"), "{error}");
+    fs::write(&snapshot, b"state").unwrap();
     let path = dir.path().join("hard_state");
     let mut bytes = fs::read(&path).unwrap();
     *bytes.last_mut().unwrap() ^= 1;
@@ -231,10 +280,10 @@ async fn a_damaged_snapshot_or_hard_state_is_an_error() {
 async fn fsync_can_be_turned_off_for_tests() {
     let dir = tempfile::tempdir().unwrap();
     let options = StorageOptions { fsync: FsyncPolicy::Never, ..StorageOptions::default() };
-    let mut store: Store =
-        FileState::open(dir.path(), Membership::new([1]), Vec::new(), options.clone()).unwrap();
+    let mut store: Store = FileState::open(dir.path(), Membership::new([1]), options.clone()).unwrap();
+    store.save_hard_state(HardState { term: 1, vote: None }).await.unwrap();
     store.write_log(None, &entries(1, 1..=5)).await.unwrap();
     drop(store);
-    let mut store: Store = FileState::open(dir.path(), Membership::new([1]), Vec::new(), options).unwrap();
-    assert_eq!(store.load().await.unwrap().entries, entries(1, 1..=5));
+    let mut store: Store = FileState::open(dir.path(), Membership::new([1]), options).unwrap();
+    assert_eq!(stored_entries(&mut store).await, entries(1, 1..=5));
 }

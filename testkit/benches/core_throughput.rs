@@ -80,7 +80,7 @@ fn median(mut figures: Vec<Figure>) -> Figure {
 mod ours {
     use super::*;
     use raft_core::{
-        Bytes, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role, Snapshot,
+        Bytes, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role, SnapshotInfo,
     };
 
     struct Cluster {
@@ -133,7 +133,7 @@ mod ours {
                             as u64;
                     if let Some(meta) = ready.take_snapshot {
                         let through = meta.last.index;
-                        node.snapshot_taken(Snapshot { meta, data: Bytes::new() });
+                        node.snapshot_taken(SnapshotInfo { meta, size: 0 });
                         stored.retain(|e| e.index > through);
                     }
                 }

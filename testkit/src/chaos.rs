@@ -18,7 +18,6 @@ use std::fmt;
 
 use raft_core::{Config, MembershipChange, NodeId, RequestId};
 
-use crate::crash::CrashPoint;
 use crate::error::SimError;
 use crate::history::OpOutcome;
 use crate::network::LinkFaults;
@@ -26,6 +25,7 @@ use crate::options::ClusterOptions;
 use crate::rng::SimRng;
 use crate::simulator::Simulator;
 use crate::status::StatusTable;
+use crate::CrashPoint;
 
 /// Keys the clients write and read.
 const KEYS: u64 = 4;

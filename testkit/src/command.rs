@@ -1,17 +1,18 @@
-//! [`Command`]: the vocabulary shared by the `seq_test!` DSL and the REPL. Each command is one
+//! [`Command`]: the one vocabulary of the `seq_test!` DSL and the REPL. Each command is one
 //! line of text (see [`Command::parse`] and the crate README for the grammar).
 
 use raft_core::{MembershipChange, NodeId, Role, Term};
 
-use crate::crash::CrashPoint;
-use crate::network::{LinkFaults, MessageFilter};
+use crate::network::{CutMode, LinkFaults, MessageFilter};
 use crate::options::ClusterOptions;
+use crate::CrashPoint;
 
 /// One step of a scenario.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Command {
     /// `cluster [1, 2, 3] with pre_vote=off, spares=[4]` (or `cluster 3`): build a new cluster.
+    /// `cluster []` (or `cluster 0`) has no node yet: `addnode` adds the first.
     Cluster(ClusterOptions),
     /// `restore 1 term 3 vote 2 log [1, 1, 2]`: replace a node's storage (term, vote, and a log
     /// of entries with these terms) and restart it.
@@ -29,7 +30,8 @@ pub enum Command {
     Elect(NodeId),
     /// `timeout 1`: make node 1's election timer fire now, delivering nothing.
     Timeout(NodeId),
-    /// `advance 300ms`, `advance 2 * election_timeout`: let time pass.
+    /// `advance 300ms`, `advance 2 * election_timeout`, `run` (one second), `tick 3` (three
+    /// heartbeat intervals): let time pass.
     Advance(Duration),
     /// `settle`: deliver every message in flight (and what they cause) without moving time.
     Settle,
@@ -67,7 +69,7 @@ pub enum Command {
         /// Drive the cluster until the change completes and check its outcome.
         expect: Option<OutcomeSpec>,
     },
-    /// `transfer leader to 2 => ok`: a leadership transfer.
+    /// `transfer leader to 2 => ok`, `transfer 2` (from the leader): a leadership transfer.
     Transfer {
         /// The node the operator talks to.
         node: NodeRef,
@@ -95,29 +97,44 @@ pub enum Command {
         /// Only the first (oldest) of them.
         first_only: bool,
     },
-    /// `partition [1] | [2, 3]`: replace every cut with this partition: links between groups
-    /// are cut both ways (nodes in no group form one more group).
-    Partition(Vec<Vec<NodeId>>),
+    /// `partition [1] | [2, 3]` (or `partition 1 | 2, 3`): replace every cut with this
+    /// partition: links between groups are cut both ways (nodes in no group form one more
+    /// group).
+    Partition(Vec<Vec<NodeRef>>),
     /// `isolate 1`: cut node 1 off from every other node (other cuts stay).
-    Isolate(NodeId),
-    /// `cut 1 -> 2` (one way) or `cut 1 <-> 2` (both ways).
+    Isolate(NodeRef),
+    /// `cut 1 -> 2` (one way), `cut 1 <-> 2` or `cut 1 2` (both ways); `disconnect` is the same.
     Cut {
         /// One end.
-        from: NodeId,
+        from: NodeRef,
         /// The other end.
-        to: NodeId,
+        to: NodeRef,
         /// Both directions.
         both: bool,
     },
-    /// `connect 1 -> 2` or `connect 1 <-> 2`: restore a link.
+    /// `connect 1 -> 2`, `connect 1 <-> 2` or `connect 1 2`: restore a link.
     Connect {
         /// One end.
-        from: NodeId,
+        from: NodeRef,
         /// The other end.
-        to: NodeId,
+        to: NodeRef,
         /// Both directions.
         both: bool,
     },
+    /// `net queue` or `net lose`: what a cut link does with messages (see [`CutMode`]).
+    CutMode(CutMode),
+    /// `drop 10%` (or `drop 0.1`, `drop off`): the drop rate of every link; other faults stay.
+    DropRate(f64),
+    /// `delay 5-50ms` (or `delay 5..50`, `delay 20ms`): the delay range of every link; other
+    /// faults stay.
+    Delay {
+        /// Shortest, in milliseconds.
+        min: u64,
+        /// Longest, in milliseconds.
+        max: u64,
+    },
+    /// `clearqueue`: lose every message in flight, held ones included.
+    ClearQueue,
     /// `heal`: restore every cut link.
     Heal,
     /// `net delay=1..20, drop=0.05, duplicate=0.01, reorder=0.1` (every link) or
@@ -138,15 +155,67 @@ pub enum Command {
     },
     /// `restart 1`: start a crashed node from its storage.
     Restart(NodeId),
+    /// `addnode`, `addnode 4`, `addnode first`: start a node (the next id unless given; a new
+    /// name names it) and have the leader add it as a voter, waiting for the change. The first
+    /// node of a cluster without nodes forms a cluster of its own instead, and waits until it
+    /// leads it. An existing node outside the configuration is added back.
+    AddNode {
+        /// The node's id, if given (or named by an existing name).
+        node: Option<NodeId>,
+        /// A new name for it.
+        name: Option<String>,
+    },
+    /// `removenode 3`: have the leader remove a node from the configuration, waiting for the
+    /// change.
+    RemoveNode(NodeRef),
+    /// `put x 1 [on 2]` (`x=1`), `pushpayload 42 [on 2]` (`42`): a client write through the
+    /// leader (or a node), waiting for its outcome.
+    Put {
+        /// The node the client talks to.
+        node: NodeRef,
+        /// The command.
+        command: String,
+    },
+    /// `get x [on 2]`: a linearizable read through the leader (or a node), waiting for its
+    /// outcome.
+    Get {
+        /// The node the client talks to.
+        node: NodeRef,
+        /// The key.
+        key: String,
+    },
     /// `expect ...`: check the cluster (see [`Expectation`]).
     Expect(Expectation),
     /// `check`: every acknowledged write is applied on every running member, and the client
     /// history is linearizable.
     Check,
-    /// `status`: the cluster table.
-    Status,
+    /// `status [node | full]` (or `diagnostics`): the cluster table, or one node's row.
+    Status(StatusView),
+    /// `log 1 [count | all]`: a node's latest log entries (20 unless told), and what is
+    /// committed; a crashed node's storage.
+    Log {
+        /// Whose log.
+        node: NodeRef,
+        /// How many of the latest entries; `None`: all.
+        limit: Option<usize>,
+    },
+    /// `trace [count]`: the simulator's latest events (20 unless told).
+    Trace(usize),
+    /// `queuelen`: how many messages are in flight, and what a cut link will do with them.
+    QueueLen,
     /// `messages`: the messages in flight.
     Messages,
+}
+
+/// What `status` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusView {
+    /// Every node, at a glance.
+    Cluster,
+    /// One node.
+    Node(NodeRef),
+    /// Every node, with everything the table has (the REPL shows less by default).
+    Full,
 }
 
 /// A node named in a command: by id, or whichever node leads now.

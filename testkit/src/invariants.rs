@@ -8,13 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use raft_core::{
-    Bytes, Entry, HardState, Index, LogId, Message, Node, NodeId, Payload, RequestId, Role, SnapshotMeta,
-    Term,
+    Bytes, Entry, HardState, Index, LogId, MemState, Message, Node, NodeId, Payload, RequestId, Role,
+    SnapshotMeta, Term,
 };
 
 use crate::digest::entry_digest;
 use crate::rule::{Rule, Violation};
-use crate::storage::Storage;
 
 fn fail<T>(rule: Rule, detail: String) -> Result<T, Violation> {
     Err(Violation::new(rule, detail))
@@ -98,16 +97,18 @@ impl Invariants {
 
     /// Checks the log writes of a [`Ready`](raft_core::Ready) just taken from node `id`:
     /// `rewrite` says whether it truncates the log (from which index) or installs a snapshot.
+    /// `(role, term)` is the node's when the Ready was taken; `prev_term` the term of the entry
+    /// before the first new one.
     pub(crate) fn ready_taken(
         &mut self,
         id: NodeId,
-        node: &Node,
+        (role, term): (Role, Term),
         rewrite: (Option<Index>, bool),
         entries: &[Entry],
+        prev_term: Option<Term>,
     ) -> Result<(), Violation> {
         if let Some(watch) = self.watches.get(&id) {
-            let still_leading =
-                watch.role == Role::Leader && node.role() == Role::Leader && watch.term == node.term();
+            let still_leading = watch.role == Role::Leader && role == Role::Leader && watch.term == term;
             let overwrites = entries.first().is_some_and(|e| e.index <= watch.last_log.index);
             if still_leading && (rewrite.0.is_some() || rewrite.1 || overwrites) {
                 return fail(
@@ -125,7 +126,6 @@ impl Invariants {
                 );
             }
         }
-        let prev_term = entries.first().and_then(|e| node.term_at(e.index - 1));
         self.stored(id, entries, prev_term)
     }
 
@@ -344,7 +344,7 @@ impl Invariants {
     pub(crate) fn sending(
         &self,
         id: NodeId,
-        storage: &Storage,
+        storage: &MemState,
         to: NodeId,
         message: &Message,
     ) -> Result<(), Violation> {

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use raft_core::{Bytes, Index, RestoreError, StateMachine};
+use raft_core::{
+    Bytes, Entry, Payload, RestoreError, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+};
 
 use crate::digest::Digest;
 
@@ -13,14 +15,14 @@ use crate::digest::Digest;
 /// its answer is the stored value, empty when the key is absent.
 ///
 /// ```
-/// use raft_core::{Bytes, StateMachine};
+/// use futures::executor::block_on;
+/// use raft_core::{Bytes, Entry, Payload, StateMachine};
 /// use testkit::KvStore;
 /// let mut kv = KvStore::default();
-/// kv.apply(1, b"x=1");
-/// assert_eq!(kv.query(b"x"), Bytes::from_static(b"1"));
-/// let mut copy = KvStore::default();
-/// copy.restore(&kv.snapshot()).unwrap();
-/// assert_eq!(copy, kv);
+/// let put = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from_static(b"x=1")) };
+/// block_on(kv.apply(&put)).unwrap();
+/// assert_eq!(block_on(kv.query(b"x")).unwrap(), Bytes::from_static(b"1"));
+/// assert_eq!(kv.get(b"x"), Some(&Bytes::from_static(b"1")));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvStore {
@@ -58,28 +60,47 @@ impl KvStore {
 }
 
 impl StateMachine for KvStore {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
-        let (key, value) = split_command(command);
-        self.map.insert(key, value);
-        Bytes::new()
-    }
+    type Error = RestoreError;
 
-    fn query(&self, query: &[u8]) -> Bytes {
-        self.map.get(query).cloned().unwrap_or_default()
-    }
-
-    fn snapshot(&self) -> Bytes {
-        let mut out = Vec::new();
-        for (key, value) in &self.map {
-            for field in [key, value] {
-                out.extend_from_slice(&(field.len() as u32).to_le_bytes());
-                out.extend_from_slice(field);
-            }
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
+        if let Payload::Command(command) = &entry.payload {
+            let (key, value) = split_command(command);
+            self.map.insert(key, value);
         }
-        Bytes::from(out)
+        Ok(Bytes::new())
     }
 
-    fn restore(&mut self, mut snapshot: &[u8]) -> Result<(), RestoreError> {
+    async fn query(&mut self, query: &[u8]) -> Result<Bytes, RestoreError> {
+        Ok(self.map.get(query).cloned().unwrap_or_default())
+    }
+
+    /// One chunk per key: length-prefixed key, then length-prefixed value.
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl SnapshotWriter,
+    ) -> Result<(), RestoreError> {
+        let mut chunk = Vec::new();
+        for (key, value) in &self.map {
+            chunk.clear();
+            for field in [key, value] {
+                let len =
+                    u32::try_from(field.len()).map_err(|_| RestoreError("a field over 4 GiB".into()))?;
+                chunk.extend_from_slice(&len.to_le_bytes());
+                chunk.extend_from_slice(field);
+            }
+            out.write(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        from: &mut impl SnapshotReader,
+    ) -> Result<(), RestoreError> {
+        let bytes = from.read_to_end().await?;
+        let mut snapshot = &bytes[..];
         let mut map = BTreeMap::new();
         while !snapshot.is_empty() {
             let key = take_field(&mut snapshot)?;

@@ -4,13 +4,15 @@
 //! and the checks that hunt for protocol bugs.
 //!
 //! * [`Simulator`] runs real [`raft_core::Node`]s in virtual time over a faulty [`Network`],
-//!   with crashes that lose whatever is not durable ([`Storage`], [`CrashPoint`]) and clients
+//!   with crashes that lose whatever is not durable ([`raft_core::MemState`], [`CrashPoint`]) and clients
 //!   whose operations are recorded in a [`History`]. Every random choice comes from one seed.
 //! * After every event it checks the Raft safety properties ([`Rule`]); at the end of a run,
 //!   that acknowledged writes survive and that the client history is linearizable
 //!   ([`linearizability`]).
-//! * [`Command`] is a small textual command language; [`Session`] runs it, and
-//!   [`seq_test!`] turns a scenario into a test. The REPL speaks the same language.
+//! * [`Command`] is a small textual command language, with one parser for tests and the REPL
+//!   (nodes by id, or by the [`Names`] `addnode` gives them); [`Session`] runs it, and
+//!   [`seq_test!`] turns a scenario into a test. The REPL (`tuitest`) speaks the same
+//!   language, and saves a session as a test of it.
 //! * [`chaos`] drives randomized runs with faults, crashes and membership churn; a failing
 //!   seed prints the command that replays it.
 //!
@@ -33,7 +35,6 @@
 
 pub mod chaos;
 mod command;
-mod crash;
 mod digest;
 mod error;
 mod expect;
@@ -41,33 +42,38 @@ mod history;
 mod invariants;
 mod kv;
 pub mod linearizability;
+mod log_view;
 mod macros;
+mod names;
 mod network;
 mod node;
 mod options;
 mod parse;
+mod resolve;
 mod rng;
 mod rule;
 mod session;
 mod simulator;
 mod status;
-mod storage;
+mod suggest;
 mod trace;
 
 pub use command::{
-    Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec,
+    Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec, StatusView,
 };
-pub use crash::CrashPoint;
 pub use error::SimError;
 pub use history::{History, OpKind, OpOutcome, Operation, Stamp};
 pub use kv::{split_command, KvStore};
-pub use network::{Envelope, LinkFaults, MessageFilter, Network};
+pub use names::Names;
+pub use network::{CutMode, Envelope, LinkFaults, MessageFilter, Network};
 pub use options::ClusterOptions;
 pub use parse::{split_script, ParseError};
+/// Where inside a `Ready` an armed crash lands: raft-core's executor checkpoints.
+pub use raft_core::Checkpoint as CrashPoint;
 pub use rng::SimRng;
 pub use rule::{Rule, Violation};
-pub use session::{ScriptFailure, Session};
+pub use session::{Observe, ScriptFailure, Session};
 pub use simulator::Simulator;
 pub use status::StatusTable;
-pub use storage::{LogGap, Storage};
+pub use suggest::closest;
 pub use trace::{Trace, TraceEvent, TraceLine};

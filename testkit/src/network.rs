@@ -3,8 +3,9 @@
 //!
 //! A message's fate is drawn when it is sent: lost (`drop`), delivered once or twice
 //! (`duplicate`), after a delay drawn from the link's range (so messages overtake each other),
-//! occasionally held back much longer (`reorder`). Partitions act when a message arrives: a
-//! message crossing a cut link is lost, including one sent before the cut.
+//! occasionally held back much longer (`reorder`). Partitions act when a message arrives; what a
+//! cut link does with it is the network's [`CutMode`]: by default it is lost, including one
+//! sent before the cut; with [`CutMode::Queue`] it waits for the link to be restored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -74,6 +75,20 @@ impl fmt::Display for Envelope {
     }
 }
 
+/// What a cut link does with the messages that cross it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CutMode {
+    /// A message crossing a cut link is lost when it arrives, even one sent before the cut.
+    /// Raft resends what matters; this is the default.
+    #[default]
+    Lose,
+    /// A message on a cut link is held: it does not arrive while the link is cut, and arrives
+    /// at once, in its order, when the link is restored. Dropping messages loses held ones
+    /// too; one delivered by hand across a cut link is lost, as in either mode. This is the
+    /// queue of the REPL this project descends from (ORIGIN §A).
+    Queue,
+}
+
 /// Selects messages in flight: by sender, recipient and kind (see [`Message::kind`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageFilter {
@@ -113,6 +128,7 @@ pub struct Network {
     default_faults: LinkFaults,
     links: BTreeMap<(NodeId, NodeId), LinkFaults>,
     cut: BTreeSet<(NodeId, NodeId)>,
+    cut_mode: CutMode,
     /// Ordered by arrival time, then by send order.
     in_flight: BTreeMap<(u64, u64), Envelope>,
     next_seq: u64,
@@ -126,6 +142,7 @@ impl Network {
             default_faults: faults,
             links: BTreeMap::new(),
             cut: BTreeSet::new(),
+            cut_mode: CutMode::default(),
             in_flight: BTreeMap::new(),
             next_seq: 0,
             rng,
@@ -135,6 +152,11 @@ impl Network {
     /// The faults of the link `from -> to`.
     pub fn faults(&self, from: NodeId, to: NodeId) -> LinkFaults {
         self.links.get(&(from, to)).copied().unwrap_or(self.default_faults)
+    }
+
+    /// The faults of every link without a setting of its own.
+    pub fn default_faults(&self) -> LinkFaults {
+        self.default_faults
     }
 
     /// Sets the faults of every link, forgetting per-link settings.
@@ -171,14 +193,20 @@ impl Network {
         self.in_flight.insert((deliver_at, self.next_seq), envelope);
     }
 
-    /// When the next message arrives.
-    pub fn next_arrival(&self) -> Option<u64> {
-        self.in_flight.keys().next().map(|&(at, _)| at)
+    /// The key of the first message that can arrive: held messages wait.
+    fn next_key(&self) -> Option<(u64, u64)> {
+        self.in_flight.iter().find(|(_, envelope)| !self.is_held(envelope)).map(|(&key, _)| key)
     }
 
-    /// Takes the message that arrives first.
+    /// When the next message arrives (a held message once restored arrives at once: its time
+    /// may be past).
+    pub fn next_arrival(&self) -> Option<u64> {
+        self.next_key().map(|(at, _)| at)
+    }
+
+    /// Takes the message that arrives first (held messages wait).
     pub fn pop_next(&mut self) -> Option<Envelope> {
-        self.in_flight.pop_first().map(|(_, envelope)| envelope)
+        self.next_key().and_then(|key| self.in_flight.remove(&key))
     }
 
     /// Takes the messages selected by `filter`, in arrival order; only the first when
@@ -192,7 +220,7 @@ impl Network {
         keys.into_iter().filter_map(|k| self.in_flight.remove(&k)).collect()
     }
 
-    /// Messages in flight, in arrival order.
+    /// Messages in flight, in arrival order, held ones included.
     pub fn in_flight(&self) -> impl Iterator<Item = &Envelope> {
         self.in_flight.values()
     }
@@ -200,6 +228,22 @@ impl Network {
     /// Whether a message from `from` to `to` is lost on arrival.
     pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
         self.cut.contains(&(from, to))
+    }
+
+    /// What a cut link does with messages.
+    pub fn cut_mode(&self) -> CutMode {
+        self.cut_mode
+    }
+
+    /// Sets what a cut link does with messages. Messages held when switching to
+    /// [`CutMode::Lose`] are lost when they arrive, at once.
+    pub fn set_cut_mode(&mut self, mode: CutMode) {
+        self.cut_mode = mode;
+    }
+
+    /// Whether `envelope` is held on a cut link, waiting for it to be restored.
+    pub fn is_held(&self, envelope: &Envelope) -> bool {
+        self.cut_mode == CutMode::Queue && self.is_cut(envelope.from, envelope.to)
     }
 
     /// Cuts the link `from -> to` (one way).
@@ -284,5 +328,30 @@ mod tests {
         assert!(!net.is_cut(3, 4));
         net.heal();
         assert_eq!(net.cut_links().count(), 0);
+    }
+
+    #[test]
+    fn a_queueing_cut_holds_messages_until_the_link_is_restored() {
+        let mut net = Network::new(LinkFaults::default(), SimRng::new(4));
+        net.set_cut_mode(CutMode::Queue);
+        net.cut(1, 2);
+        net.send(1, 2, timeout_now(1), 0);
+        net.send(2, 1, timeout_now(2), 5);
+        assert_eq!(net.next_arrival(), Some(6), "the message from 1 waits");
+        assert_eq!(net.pop_next().map(|e| e.from), Some(2));
+        assert_eq!((net.pop_next(), net.in_flight().count()), (None, 1));
+        assert!(net.in_flight().all(|e| net.is_held(e)));
+        net.connect(1, 2);
+        assert_eq!(net.next_arrival(), Some(1), "restored: it arrives at once, in its order");
+        assert_eq!(net.pop_next().map(|e| e.message.term()), Some(1));
+    }
+
+    #[test]
+    fn a_losing_cut_lets_messages_arrive_to_be_lost() {
+        let mut net = Network::new(LinkFaults::default(), SimRng::new(5));
+        net.cut(1, 2);
+        net.send(1, 2, timeout_now(1), 0);
+        assert!(!net.in_flight().any(|e| net.is_held(e)));
+        assert_eq!(net.pop_next().map(|e| (e.from, e.to)), Some((1, 2)), "the simulator loses it");
     }
 }

@@ -1,11 +1,9 @@
-//! [`SimNode`]: one simulated machine — its durable [`Storage`], and while it runs, a
+//! [`SimNode`]: one simulated machine — its durable [`MemState`], and while it runs, a
 //! [`raft_core::Node`] with its volatile state machine.
 
-use raft_core::{Index, Node};
+use raft_core::{Checkpoint, Index, MemState, Node};
 
-use crate::crash::CrashPoint;
 use crate::kv::KvStore;
-use crate::storage::Storage;
 
 /// A running incarnation: the protocol machine and the state machine it feeds.
 #[derive(Debug)]
@@ -19,7 +17,7 @@ pub(crate) struct Running {
 /// One simulated machine.
 #[derive(Debug)]
 pub(crate) struct SimNode {
-    pub(crate) storage: Storage,
+    pub(crate) storage: MemState,
     /// `None` while crashed.
     pub(crate) running: Option<Running>,
     /// How many times it has started.
@@ -27,11 +25,11 @@ pub(crate) struct SimNode {
     /// Its clock runs this far ahead of the simulation's (see `Simulator::timeout`).
     pub(crate) clock_offset: u64,
     /// A crash armed to land inside a coming Ready.
-    pub(crate) crash_at: Option<CrashPoint>,
+    pub(crate) crash_at: Option<Checkpoint>,
 }
 
 impl SimNode {
-    pub(crate) fn new(storage: Storage) -> Self {
+    pub(crate) fn new(storage: MemState) -> Self {
         SimNode { storage, running: None, incarnation: 0, clock_offset: 0, crash_at: None }
     }
 }

@@ -1,7 +1,9 @@
-//! Text → [`Command`]: a tokenizer and a small recursive-descent parser.
+//! Text → [`Command`]: a tokenizer and a small recursive-descent parser — the one parser of
+//! the scenario language, for `seq_test!` and the REPL alike.
 //!
 //! Whitespace (including newlines) separates tokens; `;` separates commands in a script;
-//! `//` starts a comment that runs to the end of the line.
+//! `//` starts a comment that runs to the end of the line. Wherever a command takes a node,
+//! it takes its id or the name [`Names`] gives it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,10 +11,12 @@ use std::str::FromStr;
 use raft_core::{MembershipChange, NodeId, Role};
 
 use crate::command::{
-    Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec,
+    Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec, StatusView,
 };
-use crate::network::{LinkFaults, MessageFilter};
+use crate::names::Names;
+use crate::network::{CutMode, LinkFaults, MessageFilter};
 use crate::options::ClusterOptions;
+use crate::suggest::closest;
 
 /// A command line that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,9 +56,17 @@ impl fmt::Display for Token {
     }
 }
 
-/// Longest first, so `<->` wins over `<-` and `<`.
-const SYMBOLS: [&str; 19] =
-    ["<->", "->", "=>", "==", "!=", "<=", ">=", "..", "=", "<", ">", "[", "]", ",", "|", "*", "{", "}", ":"];
+/// Longest first, so `<->` wins over `<-` and `<`, and `->` over `-`.
+const SYMBOLS: [&str; 21] = [
+    "<->", "->", "=>", "==", "!=", "<=", ">=", "..", "=", "<", ">", "[", "]", ",", "|", "*", "{", "}", ":",
+    "%", "-",
+];
+
+/// How long `run` and `advance` let time pass without an argument.
+const DEFAULT_ADVANCE: Duration = Duration::Millis(1_000);
+
+/// How many entries `log` shows, and how many events `trace`, without an argument.
+const DEFAULT_COUNT: u64 = 20;
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();
@@ -166,7 +178,52 @@ fn split_outside_strings(text: &str) -> Vec<&str> {
 }
 
 impl Command {
-    /// Parses one command.
+    /// Every command's name, aliases included (`diagnostics` for `status`, `disconnect` for
+    /// `cut`, `run` and `tick` for `advance`, `pushpayload` and `put` for writes …).
+    pub const VERBS: [&'static str; 40] = [
+        "cluster",
+        "restore",
+        "addnode",
+        "removenode",
+        "elect",
+        "timeout",
+        "advance",
+        "run",
+        "tick",
+        "settle",
+        "propose",
+        "read",
+        "put",
+        "get",
+        "pushpayload",
+        "change",
+        "transfer",
+        "compact",
+        "deliver",
+        "drop",
+        "clearqueue",
+        "partition",
+        "isolate",
+        "cut",
+        "disconnect",
+        "connect",
+        "heal",
+        "net",
+        "link",
+        "delay",
+        "crash",
+        "restart",
+        "expect",
+        "check",
+        "status",
+        "diagnostics",
+        "log",
+        "trace",
+        "queuelen",
+        "messages",
+    ];
+
+    /// Parses one command in which nodes are ids (or `leader`).
     ///
     /// ```
     /// use testkit::{Command, NodeRef};
@@ -175,9 +232,22 @@ impl Command {
     /// assert!(Command::parse("elect").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Command, ParseError> {
+        Command::parse_with(text, &Names::default())
+    }
+
+    /// Parses one command in which nodes may also be called by `names`.
+    ///
+    /// ```
+    /// use testkit::{Command, NodeRef, Session};
+    /// let mut session = Session::new();
+    /// session.run_line("addnode first").unwrap();
+    /// let command = Command::parse_with("cut first -> 2", session.names()).unwrap();
+    /// assert_eq!(command, Command::Cut { from: NodeRef::Id(1), to: NodeRef::Id(2), both: false });
+    /// ```
+    pub fn parse_with(text: &str, names: &Names) -> Result<Command, ParseError> {
         let error = |message: String| ParseError { input: text.trim().to_string(), message };
         let tokens = tokenize(text).map_err(error)?;
-        let mut parser = Parser { tokens, pos: 0 };
+        let mut parser = Parser { tokens, pos: 0, names };
         let command = parser.command().map_err(error)?;
         parser.end().map_err(error)?;
         Ok(command)
@@ -194,12 +264,13 @@ impl FromStr for Command {
 
 type Parsed<T> = Result<T, String>;
 
-struct Parser {
+struct Parser<'a> {
     tokens: Vec<Token>,
     pos: usize,
+    names: &'a Names,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -261,6 +332,11 @@ impl Parser {
         self.peek().map_or_else(|| ", found the end".to_string(), |t| format!(", found `{t}`"))
     }
 
+    fn crash_point(&mut self) -> Parsed<crate::CrashPoint> {
+        let word = self.word()?;
+        word.parse().map_err(|e| format!("unknown crash point `{word}`; {e}"))
+    }
+
     fn word(&mut self) -> Parsed<String> {
         match self.next()? {
             Token::Word(w) => Ok(w),
@@ -293,14 +369,26 @@ impl Parser {
             Token::Str(s) => Ok(s),
             Token::Word(w) => Ok(w),
             Token::Num(n) => Ok(n.to_string()),
+            Token::Float(x) => Ok(x.to_string()),
             t => Err(format!("expected a string, found `{t}`")),
         }
     }
 
+    /// A node: its id, or its name.
     fn node(&mut self) -> Parsed<NodeId> {
-        match self.number()? {
-            0 => Err("node id 0 is reserved".into()),
-            id => Ok(id),
+        match self.peek() {
+            None => Err("expected a node, found the end".into()),
+            Some(Token::Num(0)) => Err("node id 0 is reserved; nodes are numbered from 1".into()),
+            Some(Token::Num(_)) => self.number(),
+            Some(Token::Word(w)) => match self.names.id(w) {
+                Some(id) => {
+                    self.pos += 1;
+                    Ok(id)
+                }
+                None if w == "leader" => Err("expected a node's id or name, found `leader`".into()),
+                None => Err(self.names.unknown(w)),
+            },
+            Some(t) => Err(format!("expected a node, found `{t}`")),
         }
     }
 
@@ -340,6 +428,96 @@ impl Parser {
         }
     }
 
+    /// `[on <node>]` at the end: the node a client talks to, the leader unless named.
+    fn via(&mut self) -> Parsed<NodeRef> {
+        if self.eat_word("on") {
+            self.node_ref()
+        } else {
+            Ok(NodeRef::Leader)
+        }
+    }
+
+    /// `1 -> 2` (one way), `1 <-> 2` or `1 2` (both ways).
+    fn link(&mut self) -> Parsed<(NodeRef, NodeRef, bool)> {
+        let from = self.node_ref()?;
+        let both = if self.eat_sym("->") {
+            false
+        } else {
+            self.eat_sym("<->");
+            true
+        };
+        let to = self.node_ref()?;
+        if from == to {
+            return Err("a link joins two different nodes".into());
+        }
+        Ok((from, to, both))
+    }
+
+    /// `[1, 2] | [3]` or `1, 2 | 3`: groups of nodes.
+    fn groups(&mut self) -> Parsed<Vec<Vec<NodeRef>>> {
+        let mut groups = Vec::new();
+        loop {
+            let group = if self.is_sym("[") {
+                self.list(Self::node_ref)?
+            } else {
+                let mut group = vec![self.node_ref()?];
+                while self.eat_sym(",") {
+                    group.push(self.node_ref()?);
+                }
+                group
+            };
+            if group.is_empty() {
+                return Err("a group without nodes".into());
+            }
+            groups.push(group);
+            if !self.eat_sym("|") {
+                return Ok(groups);
+            }
+        }
+    }
+
+    /// `10%`, `0.1`, `1`, `off`: a share of the messages.
+    fn rate(&mut self) -> Parsed<f64> {
+        if self.eat_word("off") {
+            return Ok(0.0);
+        }
+        let rate = match self.next()? {
+            Token::Num(n) if self.eat_sym("%") => n as f64 / 100.0,
+            Token::Float(x) if self.eat_sym("%") => x / 100.0,
+            Token::Num(n) => n as f64,
+            Token::Float(x) => x,
+            t => return Err(format!("expected a rate (10%, 0.1 or off), found `{t}`")),
+        };
+        if (0.0..=1.0).contains(&rate) {
+            Ok(rate)
+        } else {
+            Err("a rate is between 0% and 100% (or 0 and 1)".into())
+        }
+    }
+
+    /// `5-50ms`, `5..50`, `20ms`, `20`: a delay range in milliseconds.
+    fn delay(&mut self) -> Parsed<(u64, u64)> {
+        let min = self.number()?;
+        let max = if self.eat_sym("-") || self.eat_sym("..") { self.number()? } else { min };
+        self.eat_word("ms");
+        if min > max {
+            return Err("the shortest delay comes first".into());
+        }
+        Ok((min, max))
+    }
+
+    /// `[first]` before a message filter: the word, unless it names the sender (`first -> 2`).
+    fn first_only(&mut self) -> bool {
+        let names_a_node = matches!(self.tokens.get(self.pos + 1), Some(Token::Sym("->" | "<->")));
+        !names_a_node && self.eat_word("first")
+    }
+
+    /// An optional count (`trace 5`), or the default.
+    fn count(&mut self) -> Parsed<usize> {
+        let count = if self.at_end() { DEFAULT_COUNT } else { self.number()? };
+        usize::try_from(count).map_err(|_| format!("{count} is too many"))
+    }
+
     /// `1`, `*` (any node).
     fn node_or_any(&mut self) -> Parsed<Option<NodeId>> {
         if self.eat_sym("*") {
@@ -359,17 +537,6 @@ impl Parser {
             _ => None,
         };
         Ok(MessageFilter { from, to, kind })
-    }
-
-    fn link(&mut self) -> Parsed<(NodeId, NodeId, bool)> {
-        let from = self.node()?;
-        let both = if self.eat_sym("<->") {
-            true
-        } else {
-            self.expect_sym("->")?;
-            false
-        };
-        Ok((from, self.node()?, both))
     }
 
     fn cmp(&mut self) -> Parsed<Cmp> {
@@ -398,7 +565,7 @@ impl Parser {
         let n = count.unwrap_or(1);
         match unit.as_str() {
             "ms" if count.is_some() => Ok(Duration::Millis(n)),
-            "s" if count.is_some() => Ok(Duration::Millis(n * 1000)),
+            "s" if count.is_some() => Ok(Duration::Millis(n.saturating_mul(1000))),
             "election_timeout" | "election_timeouts" => Ok(Duration::ElectionTimeouts(n)),
             "heartbeat" | "heartbeats" => Ok(Duration::Heartbeats(n)),
             other => Err(format!(
@@ -460,6 +627,16 @@ impl Parser {
         let verb = self.word()?;
         Ok(match verb.as_str() {
             "cluster" => Command::Cluster(self.cluster()?),
+            "addnode" => match self.peek() {
+                None => Command::AddNode { node: None, name: None },
+                Some(Token::Word(w)) if self.names.id(w).is_none() => {
+                    let name = self.word()?;
+                    Names::check(&name)?;
+                    Command::AddNode { node: None, name: Some(name) }
+                }
+                Some(_) => Command::AddNode { node: Some(self.node()?), name: None },
+            },
+            "removenode" => Command::RemoveNode(self.node_ref()?),
             "restore" => {
                 let node = self.node()?;
                 self.expect_word("term")?;
@@ -470,7 +647,10 @@ impl Parser {
             }
             "elect" => Command::Elect(self.node()?),
             "timeout" => Command::Timeout(self.node()?),
-            "advance" => Command::Advance(self.duration()?),
+            "advance" | "run" if self.at_end() => Command::Advance(DEFAULT_ADVANCE),
+            "advance" | "run" => Command::Advance(self.duration()?),
+            "tick" if self.at_end() => Command::Advance(Duration::Heartbeats(1)),
+            "tick" => Command::Advance(Duration::Heartbeats(self.number()?)),
             "settle" => Command::Settle,
             "propose" => {
                 let node = self.node_ref()?;
@@ -484,6 +664,22 @@ impl Parser {
                 let (label, expect) = self.label_and_outcome()?;
                 Command::Read { node, key, label, expect }
             }
+            "put" => {
+                let key = self.string()?;
+                if key.contains('=') || self.is_sym("=") {
+                    return Err("a key cannot contain `=`; put x 1 writes x=1".into());
+                }
+                let value = self.string()?;
+                Command::Put { command: format!("{key}={value}"), node: self.via()? }
+            }
+            "pushpayload" => {
+                let payload = self.number()?;
+                Command::Put { command: payload.to_string(), node: self.via()? }
+            }
+            "get" => {
+                let key = self.string()?;
+                Command::Get { key, node: self.via()? }
+            }
             "change" => {
                 let node = self.node_ref()?;
                 let change = self.change()?;
@@ -491,15 +687,23 @@ impl Parser {
                 Command::Change { node, change, label, expect }
             }
             "transfer" => {
-                let node = self.node_ref()?;
-                self.expect_word("to")?;
-                let to = self.node()?;
+                let (node, to) = match self.tokens.get(self.pos + 1) {
+                    Some(Token::Word(w)) if w == "to" => {
+                        let node = self.node_ref()?;
+                        self.pos += 1;
+                        (node, self.node()?)
+                    }
+                    _ => (NodeRef::Leader, self.node()?),
+                };
                 let (label, expect) = self.label_and_outcome()?;
                 Command::Transfer { node, to, label, expect }
             }
             "compact" => Command::Compact(self.node_ref()?),
+            "drop" if !self.tokens.iter().any(|t| matches!(t, Token::Sym("->"))) => {
+                Command::DropRate(self.rate()?)
+            }
             "deliver" | "drop" => {
-                let first_only = self.eat_word("first");
+                let first_only = self.first_only();
                 let filter = self.filter()?;
                 if verb == "deliver" {
                     Command::Deliver { filter, first_only }
@@ -507,24 +711,25 @@ impl Parser {
                     Command::Drop { filter, first_only }
                 }
             }
-            "partition" => {
-                let mut groups = vec![self.node_list()?];
-                while self.eat_sym("|") {
-                    groups.push(self.node_list()?);
-                }
-                Command::Partition(groups)
-            }
-            "isolate" => Command::Isolate(self.node()?),
-            "cut" | "connect" => {
+            "clearqueue" => Command::ClearQueue,
+            "partition" => Command::Partition(self.groups()?),
+            "isolate" => Command::Isolate(self.node_ref()?),
+            "cut" | "disconnect" | "connect" => {
                 let (from, to, both) = self.link()?;
-                if verb == "cut" {
-                    Command::Cut { from, to, both }
-                } else {
+                if verb == "connect" {
                     Command::Connect { from, to, both }
+                } else {
+                    Command::Cut { from, to, both }
                 }
             }
             "heal" => Command::Heal,
+            "net" if self.eat_word("queue") => Command::CutMode(CutMode::Queue),
+            "net" if self.eat_word("lose") => Command::CutMode(CutMode::Lose),
             "net" => Command::Faults { link: None, faults: self.faults()? },
+            "delay" => {
+                let (min, max) = self.delay()?;
+                Command::Delay { min, max }
+            }
             "link" => {
                 let from = self.node()?;
                 self.expect_sym("->")?;
@@ -533,15 +738,34 @@ impl Parser {
             }
             "crash" => {
                 let node = self.node_ref()?;
-                let at = if self.eat_word("at") { Some(self.word()?.parse()?) } else { None };
+                let at = if self.eat_word("at") { Some(self.crash_point()?) } else { None };
                 Command::Crash { node, at }
             }
             "restart" => Command::Restart(self.node()?),
             "expect" => Command::Expect(self.expectation()?),
             "check" => Command::Check,
-            "status" => Command::Status,
+            "status" | "diagnostics" => Command::Status(match self.peek() {
+                None => StatusView::Cluster,
+                Some(Token::Word(w)) if w == "full" => {
+                    self.pos += 1;
+                    StatusView::Full
+                }
+                Some(_) => StatusView::Node(self.node_ref()?),
+            }),
+            "log" => {
+                let node = self.node_ref()?;
+                let limit = if self.eat_word("all") { None } else { Some(self.count()?) };
+                Command::Log { node, limit }
+            }
+            "trace" => Command::Trace(self.count()?),
+            "queuelen" => Command::QueueLen,
             "messages" => Command::Messages,
-            other => return Err(format!("unknown command `{other}`")),
+            other => {
+                return Err(match closest(other, Command::VERBS) {
+                    Some(verb) => format!("unknown command `{other}`; did you mean `{verb}`?"),
+                    None => format!("unknown command `{other}`"),
+                })
+            }
         })
     }
 
@@ -664,11 +888,12 @@ impl Parser {
             return Ok(Expectation::Op { label, outcome: self.outcome()? });
         }
         if self.eat_word("messages") {
-            let filter = if self.is_sym("*") || matches!(self.peek(), Some(Token::Num(_))) {
-                self.filter()?
-            } else {
-                MessageFilter::default()
+            let names_a_node = match self.peek() {
+                Some(Token::Num(_)) => true,
+                Some(Token::Word(w)) => self.names.id(w).is_some(),
+                _ => self.is_sym("*"),
             };
+            let filter = if names_a_node { self.filter()? } else { MessageFilter::default() };
             let cmp = self.cmp()?;
             return Ok(Expectation::InFlight { filter, cmp, count: self.number()? });
         }
@@ -707,7 +932,11 @@ impl Parser {
                     return Err(format!("unknown expectation `{name}`"));
                 };
                 let cmp = self.cmp()?;
-                let value = if self.eat_word("none") { None } else { Some(self.number()?) };
+                let value = match field {
+                    _ if self.eat_word("none") => None,
+                    Field::Vote | Field::Leader => Some(self.node()?),
+                    _ => Some(self.number()?),
+                };
                 Expectation::Field { nodes, field, cmp, value }
             }
         })
@@ -763,10 +992,17 @@ mod tests {
 
     #[test]
     fn links_and_messages() {
-        assert_eq!(parse("cut 1 <-> 2"), Command::Cut { from: 1, to: 2, both: true });
-        assert_eq!(parse("cut 1 <- > 2"), Command::Cut { from: 1, to: 2, both: true });
-        assert_eq!(parse("connect 2 -> 1"), Command::Connect { from: 2, to: 1, both: false });
-        assert_eq!(parse("partition [1] | [2, 3]"), Command::Partition(vec![vec![1], vec![2, 3]]));
+        use NodeRef::{Id, Leader};
+        let both = Command::Cut { from: Id(1), to: Id(2), both: true };
+        for text in ["cut 1 <-> 2", "cut 1 <- > 2", "cut 1 2", "disconnect 1 2"] {
+            assert_eq!(parse(text), both, "{text}");
+        }
+        assert_eq!(parse("connect 2 -> leader"), Command::Connect { from: Id(2), to: Leader, both: false });
+        let groups = Command::Partition(vec![vec![Id(1)], vec![Id(2), Id(3)]]);
+        for text in ["partition [1] | [2, 3]", "partition 1 | 2,3", "partition 1|[2, 3]"] {
+            assert_eq!(parse(text), groups, "{text}");
+        }
+        assert_eq!(parse("isolate leader"), Command::Isolate(Leader));
         let filter = MessageFilter { from: None, to: Some(2), kind: Some("AppendEntries".into()) };
         assert_eq!(
             parse("deliver first * -> 2 AppendEntries"),
@@ -776,6 +1012,106 @@ mod tests {
         assert_eq!(parse("advance 2s"), Command::Advance(Duration::Millis(2000)));
         assert_eq!(parse("advance 2 * election_timeout"), Command::Advance(Duration::ElectionTimeouts(2)));
         assert_eq!(parse("advance heartbeat"), Command::Advance(Duration::Heartbeats(1)));
+        assert_eq!(parse("run"), Command::Advance(Duration::Millis(1_000)));
+        assert_eq!(parse("run 500ms"), Command::Advance(Duration::Millis(500)));
+        assert_eq!(parse("tick"), Command::Advance(Duration::Heartbeats(1)));
+        assert_eq!(parse("tick 4"), Command::Advance(Duration::Heartbeats(4)));
+    }
+
+    #[test]
+    fn network_settings() {
+        for (text, rate) in [("drop 10%", 0.1), ("drop 10 %", 0.1), ("drop 0.25", 0.25), ("drop off", 0.0)] {
+            assert_eq!(parse(text), Command::DropRate(rate), "{text}");
+        }
+        assert!(matches!(parse("drop first 1 -> 2"), Command::Drop { first_only: true, .. }));
+        for text in ["delay 5-50ms", "delay 5 - 50ms", "delay 5..50", "delay 5-50 ms"] {
+            assert_eq!(parse(text), Command::Delay { min: 5, max: 50 }, "{text}");
+        }
+        assert_eq!(parse("delay 20ms"), Command::Delay { min: 20, max: 20 });
+        assert_eq!(parse("net queue"), Command::CutMode(CutMode::Queue));
+        assert_eq!(parse("net lose"), Command::CutMode(CutMode::Lose));
+        assert!(matches!(parse("net drop=0.5"), Command::Faults { link: None, .. }));
+        assert_eq!(parse("clearqueue"), Command::ClearQueue);
+    }
+
+    #[test]
+    fn the_original_repl_commands() {
+        use NodeRef::{Id, Leader};
+        assert_eq!(parse("addnode"), Command::AddNode { node: None, name: None });
+        assert_eq!(parse("addnode 4"), Command::AddNode { node: Some(4), name: None });
+        assert_eq!(parse("addnode first"), Command::AddNode { node: None, name: Some("first".into()) });
+        assert_eq!(parse("removenode 3"), Command::RemoveNode(Id(3)));
+        assert_eq!(parse("pushpayload 42"), Command::Put { node: Leader, command: "42".into() });
+        assert_eq!(parse("put x 1 on 2"), Command::Put { node: Id(2), command: "x=1".into() });
+        assert_eq!(
+            parse("put greeting \"hello world\""),
+            Command::Put { node: Leader, command: "greeting=hello world".into() }
+        );
+        assert_eq!(parse("get x on leader"), Command::Get { node: Leader, key: "x".into() });
+        assert_eq!(parse("diagnostics"), Command::Status(StatusView::Cluster));
+        assert_eq!(parse("diagnostics 2"), Command::Status(StatusView::Node(Id(2))));
+        assert_eq!(parse("status full"), Command::Status(StatusView::Full));
+        assert_eq!(parse("queuelen"), Command::QueueLen);
+        assert_eq!(parse("log 3"), Command::Log { node: Id(3), limit: Some(20) });
+        assert_eq!(parse("log leader all"), Command::Log { node: Leader, limit: None });
+        assert_eq!(parse("trace 5"), Command::Trace(5));
+        assert!(matches!(parse("transfer 3"), Command::Transfer { node: Leader, to: 3, .. }));
+        assert!(matches!(parse("transfer 1 to 3 => ok"), Command::Transfer { node: Id(1), to: 3, .. }));
+    }
+
+    #[test]
+    fn every_verb_has_a_parser() {
+        for verb in Command::VERBS {
+            let error = Command::parse(verb).err().map(|e| e.message).unwrap_or_default();
+            assert!(!error.starts_with("unknown command"), "{verb}: {error}");
+        }
+    }
+
+    #[test]
+    fn names_stand_for_ids() {
+        let mut names = Names::default();
+        names.insert(1, "first").unwrap();
+        names.insert(2, "second").unwrap();
+        names.insert(3, "third").unwrap();
+        let parse = |text: &str| Command::parse_with(text, &names).unwrap_or_else(|e| panic!("{e}"));
+        let (first, second) = (NodeRef::Id(1), NodeRef::Id(2));
+        assert_eq!(parse("disconnect first second"), Command::Cut { from: first, to: second, both: true });
+        assert_eq!(parse("addnode first"), Command::AddNode { node: Some(1), name: None });
+        assert_eq!(parse("elect second"), Command::Elect(2));
+        assert_eq!(
+            parse("partition first | second, 3"),
+            Command::Partition(vec![vec![first], vec![second, NodeRef::Id(3)]])
+        );
+        let filter = MessageFilter { from: Some(1), to: Some(2), kind: None };
+        assert_eq!(
+            parse("deliver first -> second"),
+            Command::Deliver { filter: filter.clone(), first_only: false }
+        );
+        assert_eq!(parse("deliver first first -> second"), Command::Deliver { filter, first_only: true });
+        assert_eq!(
+            parse("expect [first, second] is follower"),
+            Command::Expect(Expectation::Role {
+                nodes: Nodes::List(vec![1, 2]),
+                role: Role::Follower,
+                negated: false
+            })
+        );
+        assert_eq!(parse("expect leader = second"), Command::Expect(Expectation::Leader(Some(vec![2]))));
+        assert_eq!(
+            parse("expect third vote = second"),
+            Command::Expect(Expectation::Field {
+                nodes: Nodes::One(NodeRef::Id(3)),
+                field: Field::Vote,
+                cmp: Cmp::Eq,
+                value: Some(2)
+            })
+        );
+        let error = Command::parse_with("crash frist", &names).unwrap_err();
+        assert_eq!(error.message, "no node is called `frist`; did you mean `first`?");
+        assert!(Command::parse_with("addnode leader", &names)
+            .unwrap_err()
+            .message
+            .contains("cannot name a node"));
     }
 
     #[test]
@@ -874,8 +1210,18 @@ mod tests {
     fn errors_name_the_problem() {
         let error = Command::parse("elect x").unwrap_err();
         assert_eq!(error.input, "elect x");
-        assert!(error.message.contains("expected a number"), "{error}");
-        assert!(Command::parse("frobnicate").unwrap_err().message.contains("unknown command"));
+        assert_eq!(error.message, "expected a node, found `x`");
+        assert_eq!(Command::parse("frobnicate").unwrap_err().message, "unknown command `frobnicate`");
+        assert_eq!(
+            Command::parse("partiton 1 | 2").unwrap_err().message,
+            "unknown command `partiton`; did you mean `partition`?"
+        );
+        assert_eq!(Command::parse("disconnect 1").unwrap_err().message, "expected a node, found the end");
+        assert_eq!(Command::parse("cut 1 1").unwrap_err().message, "a link joins two different nodes");
+        assert!(Command::parse("drop 150%").unwrap_err().message.contains("between 0% and 100%"));
+        assert!(Command::parse("delay 9-1ms").unwrap_err().message.contains("shortest delay comes first"));
+        assert!(Command::parse("put x=1 2").unwrap_err().message.contains("cannot contain `=`"));
+        assert!(Command::parse("partition 1 |").unwrap_err().message.contains("expected a node"));
         assert!(Command::parse("elect 1 2").unwrap_err().message.contains("after the end"));
         assert!(Command::parse("net drop=2").unwrap_err().message.contains("between 0 and 1"));
         assert!(Command::parse("crash 1 at never").unwrap_err().message.contains("unknown crash point"));

@@ -27,11 +27,26 @@ fn optional(id: Option<NodeId>) -> String {
 }
 
 impl StatusTable<'_> {
-    fn rows(&self) -> Vec<[String; 10]> {
+    /// The table with node `id`'s row only.
+    ///
+    /// ```
+    /// use testkit::{ClusterOptions, Simulator, StatusTable};
+    /// let sim = Simulator::new(ClusterOptions::new([1, 2])).unwrap();
+    /// let row = StatusTable(&sim).node(2);
+    /// assert_eq!(row.lines().count(), 2);
+    /// assert!(row.lines().nth(1).unwrap().starts_with("2 "));
+    /// ```
+    pub fn node(&self, id: NodeId) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write(&mut out, &[id]);
+        out
+    }
+
+    fn rows(&self, ids: &[NodeId]) -> Vec<[String; 10]> {
         let sim = self.0;
-        sim.ids()
-            .into_iter()
-            .map(|id| match sim.node(id) {
+        ids.iter()
+            .map(|&id| match sim.node(id) {
                 Some(node) => {
                     let last = node.last_log_id();
                     [
@@ -71,11 +86,9 @@ impl StatusTable<'_> {
             })
             .collect()
     }
-}
 
-impl fmt::Display for StatusTable<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows = self.rows();
+    fn write(&self, f: &mut impl fmt::Write, ids: &[NodeId]) -> fmt::Result {
+        let rows = self.rows(ids);
         let mut widths = HEADER.map(str::len);
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -87,6 +100,13 @@ impl fmt::Display for StatusTable<'_> {
             let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
             writeln!(f, "{}", cells.join(" | ").trim_end())?;
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for StatusTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &self.0.ids())?;
         let cuts: Vec<String> = self.0.network().cut_links().map(|(a, b)| format!("{a} -> {b}")).collect();
         if !cuts.is_empty() {
             writeln!(f, "cut links: {}", cuts.join(", "))?;

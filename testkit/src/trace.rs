@@ -5,7 +5,7 @@ use std::fmt;
 
 use raft_core::{NodeId, Role, Term};
 
-use crate::crash::CrashPoint;
+use crate::CrashPoint;
 
 /// How many events a trace keeps.
 const CAPACITY: usize = 100;

@@ -1,12 +1,13 @@
 //! The command catalog: every command the REPL knows, with its usage and help. One table
-//! drives `help`, completion, hints and the "did you mean" suggestions.
+//! drives `help`, completion, hints and the "did you mean" suggestions. It describes; it does
+//! not parse: testkit's parser reads every command but the REPL's own (`input.rs`).
 
 /// What a command's arguments are, for completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Args {
     /// Nothing worth completing.
     Free,
-    /// Node ids (and `leader`).
+    /// Node ids and names (and `leader`).
     Nodes,
     /// One of these words.
     Words(&'static [&'static str]),
@@ -31,7 +32,7 @@ pub enum Group {
     Time,
     /// The session itself.
     Session,
-    /// testkit's scenario language, run as is.
+    /// The rest of the scenario language.
     Scenario,
 }
 
@@ -56,7 +57,7 @@ impl Group {
             Group::Clients => "Clients",
             Group::Time => "Time",
             Group::Session => "Session",
-            Group::Scenario => "Scenario language (testkit; see testkit/README.md)",
+            Group::Scenario => "More of the scenario language (testkit/README.md has it all)",
         }
     }
 }
@@ -131,11 +132,14 @@ pub fn overview() -> String {
             }
         }
     }
-    text.push_str("Nodes are numbers; `leader` names the current leader. `help <command>` tells more.\n");
+    text.push_str(
+        "A node is its id, its name (`addnode first`), or `leader`. Every command but help, save,\n\
+         load, auto, seed, reset and quit works in a seq_test! too. `help <command>` tells more.\n",
+    );
     text
 }
 
-const NODES_AND_LEADER: &str = "A node is a number, or `leader` for the current leader.";
+const NODES_AND_LEADER: &str = "A node is its id, its name, or `leader` for the current leader.";
 
 /// Every command.
 pub static COMMANDS: &[Spec] = &[
@@ -144,10 +148,10 @@ pub static COMMANDS: &[Spec] = &[
         name: "status",
         aliases: &["diagnostics"],
         usage: "[node | full]",
-        summary: "each node's role, term, leader, commit, applied, last entry, cuts",
+        summary: "each node's name, role, term, leader, commit, applied, last entry, cuts",
         details: "Roles are colored on a terminal (set NO_COLOR to turn that off). `last` is the\n\
                   last log entry as index@term; `cut` lists the peers a node cannot reach (both\n\
-                  ways), or →n / ←n for a link cut one way.\n\
+                  ways), or →n / ←n for a link cut one way. Names show once a node has one.\n\
                   With a node: that node in detail (vote, configuration, messages in flight).\n\
                   `status full`: testkit's table (vote, log window and configuration of every node).",
         args: Args::Nodes,
@@ -175,12 +179,13 @@ pub static COMMANDS: &[Spec] = &[
         name: "queuelen",
         aliases: &[],
         usage: "",
-        summary: "the messages in flight, and how many of them a cut link will lose",
-        details: "Messages on a cut link are lost, not queued (the original REPL queued them): a\n\
-                  message crossing a cut link is lost when it arrives, even if it was sent before\n\
-                  the cut. Raft resends what matters. So the queue is the network itself: every\n\
-                  message sent and not yet arrived. Reconnecting a link before a message arrives\n\
-                  saves it. `messages` lists them.",
+        summary: "the messages in flight, and what a cut link does with them",
+        details: "By default messages on a cut link are lost, not queued: a message crossing a cut\n\
+                  link is lost when it arrives, even if it was sent before the cut (Raft resends\n\
+                  what matters), and the queue is the network itself: every message sent and not\n\
+                  yet arrived. After `net queue`, a cut link holds its messages instead, as the\n\
+                  original REPL did, and delivers them when it is restored; `net lose` goes back.\n\
+                  `messages` lists them, held ones marked.",
         args: Args::Free,
         group: Group::Inspect,
     },
@@ -188,7 +193,7 @@ pub static COMMANDS: &[Spec] = &[
         name: "clearqueue",
         aliases: &[],
         usage: "",
-        summary: "lose every message in flight (testkit: `drop * -> *`)",
+        summary: "lose every message in flight, those held on cut links too",
         details: "See `help queuelen`.",
         args: Args::Free,
         group: Group::Inspect,
@@ -199,8 +204,7 @@ pub static COMMANDS: &[Spec] = &[
         aliases: &["cut"],
         usage: "<a> <b>",
         summary: "cut the link between two nodes (both ways; `a -> b`: one way)",
-        details: "testkit: `cut a <-> b` or `cut a -> b`. See `help queuelen` for what happens to\n\
-                  messages on a cut link.",
+        details: "Also `a <-> b`. See `help queuelen` for what happens to messages on a cut link.",
         args: Args::Nodes,
         group: Group::Network,
     },
@@ -209,7 +213,7 @@ pub static COMMANDS: &[Spec] = &[
         aliases: &[],
         usage: "<a> <b>",
         summary: "restore the link between two nodes (both ways; `a -> b`: one way)",
-        details: "testkit: `connect a <-> b` or `connect a -> b`.",
+        details: "Also `a <-> b`. Messages held on the link (`net queue`) arrive at once.",
         args: Args::Nodes,
         group: Group::Network,
     },
@@ -219,7 +223,7 @@ pub static COMMANDS: &[Spec] = &[
         usage: "<nodes> | <nodes> …",
         summary: "split the cluster into groups that cannot talk: partition 1,2 | 3",
         details: "Replaces every cut. Nodes in no group form one more group, so `partition 1`\n\
-                  isolates node 1. testkit: `partition [1, 2] | [3]`.",
+                  isolates node 1. A group may be written `[1, 2]` too.",
         args: Args::Nodes,
         group: Group::Network,
     },
@@ -247,7 +251,7 @@ pub static COMMANDS: &[Spec] = &[
         usage: "<rate>",
         summary: "lose this share of the messages on every link: drop 10%",
         details: "Sets every link (and forgets per-link settings made with `link`); the delay stays.\n\
-                  testkit's `drop [first] a -> b [Kind]` (lose messages in flight) works too.",
+                  `drop [first] a -> b [Kind]` loses messages in flight instead.",
         args: Args::Free,
         group: Group::Network,
     },
@@ -259,6 +263,18 @@ pub static COMMANDS: &[Spec] = &[
         details: "Messages overtake each other when the range is wide. Sets every link (and\n\
                   forgets per-link settings made with `link`); the drop rate stays.",
         args: Args::Free,
+        group: Group::Network,
+    },
+    Spec {
+        name: "net",
+        aliases: &[],
+        usage: "queue | lose | <faults>",
+        summary: "what cut links do with messages; or the faults of every link",
+        details: "`net queue`: a cut link holds its messages and delivers them when restored (the\n\
+                  original REPL's queue); `net lose` (the default): they are lost on arrival.\n\
+                  `net delay=1..20, drop=0.05, duplicate=0.01, reorder=0.1`: the faults of every\n\
+                  link; the ones not named return to their defaults (1 ms, none).",
+        args: Args::Words(&["queue", "lose"]),
         group: Group::Network,
     },
     // ----- nodes -----
@@ -284,10 +300,14 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "addnode",
         aliases: &[],
-        usage: "[node]",
-        summary: "start a node and have the leader add it as a voter (default: next id)",
-        details: "Waits until the change commits, fails, or ten election timeouts pass.\n\
-                  An existing node outside the configuration (one you removed) is added back.",
+        usage: "[name | id]",
+        summary: "start a node (the next id) and have the leader add it as a voter",
+        details: "A new name names the node: `addnode first`. Waits until the change commits and\n\
+                  the node holds it, fails, or ten election timeouts pass. An existing node outside\n\
+                  the configuration (one you removed) is added back.\n\
+                  A session that begins with `addnode` builds its cluster from nothing, as the\n\
+                  original REPL did: the first node forms a cluster of its own (the default nodes\n\
+                  go away) and waits until it leads; the next ones join through the leader.",
         args: Args::Nodes,
         group: Group::Nodes,
     },
@@ -303,10 +323,10 @@ pub static COMMANDS: &[Spec] = &[
     Spec {
         name: "transfer",
         aliases: &[],
-        usage: "[from] <to>",
+        usage: "[<from> to] <to>",
         summary: "have the leader (or node `from`) hand leadership to `to`",
-        details: "Waits until the transfer succeeds, fails, or ten election timeouts pass.\n\
-                  testkit: `transfer 1 to 2`.",
+        details: "`=> ok` waits until the transfer succeeds (and checks it does); without it,\n\
+                  the answer is reported when it comes. Also `as label`.",
         args: Args::Nodes,
         group: Group::Nodes,
     },
@@ -317,7 +337,8 @@ pub static COMMANDS: &[Spec] = &[
         usage: "<key> <value> [on <node>]",
         summary: "write key=value through the leader (or `on` a node), and wait",
         details: "Waits until the write commits, fails, or ten election timeouts pass; a write\n\
-                  still pending then is reported when it completes. testkit: `propose 1 \"k=v\"`.",
+                  still pending then is reported when it completes. A value with spaces is quoted:\n\
+                  put greeting \"hello world\". `propose` writes without waiting.",
         args: Args::Nodes,
         group: Group::Clients,
     },
@@ -326,7 +347,7 @@ pub static COMMANDS: &[Spec] = &[
         aliases: &[],
         usage: "<key> [on <node>]",
         summary: "read a key, linearizably, through the leader (or `on` a node)",
-        details: "Waits like `put`. testkit: `read 1 \"k\"`.",
+        details: "Waits like `put`. `read` reads without waiting.",
         args: Args::Nodes,
         group: Group::Clients,
     },
@@ -354,7 +375,8 @@ pub static COMMANDS: &[Spec] = &[
         aliases: &["advance"],
         usage: "[duration]",
         summary: "let virtual time pass: 500ms, 2s, 3 * election_timeout (default 1s)",
-        details: "Role, term and leader changes are printed as they happen, with their time.",
+        details: "Role, term and leader changes are printed as they happen, with their time.\n\
+                  `advance heartbeat` and `tick` count heartbeat intervals.",
         args: Args::Free,
         group: Group::Time,
     },
@@ -403,7 +425,8 @@ pub static COMMANDS: &[Spec] = &[
         aliases: &[],
         usage: "<file>",
         summary: "run the commands of a file (one or more per line), or of a saved test",
-        details: "`//` and `#` start comments. Every command runs, even after a failure.",
+        details: "`//` and `#` start comments. Every command runs, even after a failure.\n\
+                  The scenario language is the same in a file, at the prompt and in a seq_test!.",
         args: Args::Files,
         group: Group::Session,
     },
@@ -508,16 +531,6 @@ pub static COMMANDS: &[Spec] = &[
         group: Group::Scenario,
     },
     Spec {
-        name: "net",
-        aliases: &[],
-        usage: "<faults>",
-        summary: "the faults of every link: net delay=1..20, drop=0.05",
-        details: "Faults: delay=MIN..MAX (ms), drop, duplicate and reorder (probabilities); the ones not\n\
-                  named return to their defaults (1 ms, none).",
-        args: Args::Free,
-        group: Group::Scenario,
-    },
-    Spec {
         name: "link",
         aliases: &[],
         usage: "<from> -> <to> <faults>",
@@ -588,6 +601,17 @@ mod tests {
         ];
         for name in original {
             assert!(find(name).is_some(), "{name} is missing");
+        }
+    }
+
+    #[test]
+    fn the_catalog_is_the_scenario_language_and_the_repl_s_own_commands() {
+        let repl_only = ["help", "?", "auto", "seed", "reset", "save", "load", "quit", "exit"];
+        for name in all_names() {
+            assert!(testkit::Command::VERBS.contains(&name) || repl_only.contains(&name), "{name}");
+        }
+        for verb in testkit::Command::VERBS {
+            assert!(find(verb).is_some(), "`{verb}` is missing from the catalog");
         }
     }
 

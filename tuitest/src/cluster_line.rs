@@ -1,5 +1,5 @@
-//! Cluster options and link faults written back as testkit commands (`cluster …`, `net …`),
-//! so that what the REPL builds, it also records: the inverse of testkit's parser.
+//! Cluster options written back as a testkit command (`cluster …`), so that what the REPL
+//! builds, it also records: the inverse of testkit's parser.
 
 use raft_core::NodeId;
 use testkit::{ClusterOptions, LinkFaults};
@@ -35,11 +35,6 @@ fn fault_settings(faults: &LinkFaults) -> Vec<String> {
         }
     }
     settings
-}
-
-/// `net delay=5..50, drop=0.1`: sets every link to `faults`.
-pub fn net_line(faults: &LinkFaults) -> String {
-    format!("net {}", fault_settings(faults).join(", ")).trim_end().to_string()
 }
 
 /// `cluster [1, 2, 3] with { seed=7, … }`: builds a cluster with `options`. Settings equal
@@ -118,13 +113,9 @@ mod tests {
     }
 
     #[test]
-    fn net_lines_read_back() {
-        for faults in [LinkFaults::default(), LinkFaults { drop: 0.3, ..LinkFaults::default() }] {
-            let Ok(Command::Faults { link: None, faults: read }) = Command::parse(&net_line(&faults)) else {
-                panic!("`{}` is not a net command", net_line(&faults))
-            };
-            assert_eq!(read, faults);
-        }
-        assert_eq!(net_line(&LinkFaults::default()), "net");
+    fn a_cluster_without_nodes_reads_back() {
+        let options = ClusterOptions { seed: 4, ..ClusterOptions::new([]) };
+        assert_eq!(cluster_line(&options), "cluster [] with { seed=4 }");
+        assert_eq!(parsed_options(&cluster_line(&options)), options);
     }
 }

@@ -1,10 +1,9 @@
-//! The line editor's helper: Tab completes command names, node ids and file names; a dimmed
-//! hint shows a command's arguments once its name is typed.
+//! The line editor's helper: Tab completes command names, node ids and names, and file names;
+//! a dimmed hint shows a command's arguments once its name is typed.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use raft_core::NodeId;
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -24,7 +23,7 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// A helper that completes the node ids of `shell`'s cluster.
+    /// A helper that completes the node ids and names of `shell`'s cluster.
     pub fn new(shell: Arc<Mutex<Shell>>, style: Style) -> Self {
         Helper { shell, files: FilenameCompleter::new(), style }
     }
@@ -32,7 +31,7 @@ impl Helper {
 
 /// Where the word being typed starts, and the words it may become. `None`: complete a file
 /// name.
-fn candidates(before: &str, ids: &[NodeId]) -> Option<(usize, Vec<String>)> {
+fn candidates(before: &str, nodes: &[String]) -> Option<(usize, Vec<String>)> {
     let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
     let (typed, earlier) = (&before[start..], before[..start].split_whitespace().collect::<Vec<_>>());
     let words: Vec<String> = match earlier.first() {
@@ -41,7 +40,7 @@ fn candidates(before: &str, ids: &[NodeId]) -> Option<(usize, Vec<String>)> {
             _ if earlier.last() == Some(&"at") => {
                 CrashPoint::ALL.iter().map(|p| p.name().to_string()).collect()
             }
-            Some(Args::Nodes) => ids.iter().map(NodeId::to_string).chain(["leader".to_string()]).collect(),
+            Some(Args::Nodes) => nodes.iter().cloned().chain(["leader".to_string()]).collect(),
             Some(Args::Words(words)) => words.iter().map(|w| w.to_string()).collect(),
             Some(Args::Commands) => catalog::all_names().map(String::from).collect(),
             Some(Args::Files) => return None,
@@ -58,8 +57,8 @@ impl Completer for Helper {
     type Candidate = Pair;
 
     fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let ids = self.shell.lock().unwrap_or_else(PoisonError::into_inner).node_ids();
-        match candidates(&line[..pos], &ids) {
+        let nodes = self.shell.lock().unwrap_or_else(PoisonError::into_inner).node_words();
+        match candidates(&line[..pos], &nodes) {
             None => self.files.complete(line, pos, ctx),
             Some((start, words)) => {
                 let pairs =
@@ -96,7 +95,7 @@ mod tests {
     use super::*;
 
     fn complete(before: &str) -> Option<(usize, Vec<String>)> {
-        candidates(before, &[1, 2, 3])
+        candidates(before, &["1", "2", "3", "first"].map(String::from))
     }
 
     #[test]
@@ -104,9 +103,10 @@ mod tests {
         assert_eq!(complete("sta"), Some((0, vec!["status".to_string()])));
         assert_eq!(
             complete("disconnect 1 "),
-            Some((13, ["1", "2", "3", "leader"].map(String::from).to_vec()))
+            Some((13, ["1", "2", "3", "first", "leader"].map(String::from).to_vec()))
         );
         assert_eq!(complete("crash l"), Some((6, vec!["leader".to_string()])));
+        assert_eq!(complete("crash f"), Some((6, vec!["first".to_string()])));
         assert_eq!(complete("auto o"), Some((5, vec!["off".to_string(), "on".to_string()])));
         assert_eq!(complete("crash 2 at before_s"), Some((11, vec!["before_send".to_string()])));
         assert_eq!(complete("help queue"), Some((5, vec!["queuelen".to_string()])));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use raft_core::{MembershipChange, NodeId, RequestId, Role, Term};
-use testkit::{OpKind, Operation, Simulator};
+use testkit::{Names, OpKind, Operation, Simulator};
 
 use crate::cluster_line::node_list;
 use crate::style::Style;
@@ -26,7 +26,7 @@ impl Seen {
 }
 
 /// Remembers what it saw, and reports what changed since.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Observer {
     nodes: BTreeMap<NodeId, Seen>,
     /// How many requests the history held at the last look.
@@ -36,22 +36,23 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// An observer that has seen `sim` as it is now.
+    /// An observer that has seen `sim` as it is now. (One that has seen nothing,
+    /// [`Observer::default`], reports every node of the first cluster it looks at as started.)
     pub fn new(sim: &Simulator) -> Self {
-        let mut observer = Observer { nodes: BTreeMap::new(), requests: 0, pending: Vec::new() };
-        observer.look(sim, Style::plain());
+        let mut observer = Observer::default();
+        observer.look(sim, &Names::default(), Style::plain());
         observer
     }
 
     /// What changed since the last look, one line per event, stamped with the current
-    /// virtual time.
-    pub fn look(&mut self, sim: &Simulator, style: Style) -> Vec<String> {
+    /// virtual time; nodes are shown with their `names`.
+    pub fn look(&mut self, sim: &Simulator, names: &Names, style: Style) -> Vec<String> {
         let mut events = Vec::new();
         for id in sim.ids() {
             let now = Seen::of(sim, id);
             let before = self.nodes.insert(id, now);
             if before != Some(now) {
-                events.push(format!("node {id}: {}", change(before, now, style)));
+                events.push(format!("node {}: {}", names.show(id), change(before, now, style)));
             }
         }
         let history = sim.history();
@@ -59,7 +60,7 @@ impl Observer {
         self.requests = history.ops().len();
         self.pending.retain(|&id| match history.get(id) {
             Some(op) if op.outcome.is_done() => {
-                events.push(format!("{}: {}", describe(op), op.outcome));
+                events.push(format!("{}: {}", describe(op, names), op.outcome));
                 false
             }
             _ => true,
@@ -104,23 +105,23 @@ fn change(before: Option<Seen>, now: Seen, style: Style) -> String {
     }
 }
 
-/// `write "x=1" at node 2`, `add_voter 4 at node 1` …
-fn describe(op: &Operation) -> String {
+/// `write "x=1" at node 2`, `add_voter 4 at node 1 (first)` …
+fn describe(op: &Operation, names: &Names) -> String {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let what = match &op.kind {
         OpKind::Propose { command } => format!("write {:?}", text(command)),
         OpKind::Read { query } => format!("read {:?}", text(query)),
-        OpKind::Transfer { to } => format!("transfer to {to}"),
+        OpKind::Transfer { to } => format!("transfer to {}", names.show(*to)),
         OpKind::Change(change) => match change {
-            MembershipChange::AddVoter(id) => format!("add_voter {id}"),
-            MembershipChange::AddLearner(id) => format!("add_learner {id}"),
-            MembershipChange::Promote(id) => format!("promote {id}"),
-            MembershipChange::Remove(id) => format!("remove {id}"),
+            MembershipChange::AddVoter(id) => format!("add_voter {}", names.show(*id)),
+            MembershipChange::AddLearner(id) => format!("add_learner {}", names.show(*id)),
+            MembershipChange::Promote(id) => format!("promote {}", names.show(*id)),
+            MembershipChange::Remove(id) => format!("remove {}", names.show(*id)),
             MembershipChange::ReplaceVoters(ids) => format!("replace {}", node_list(ids)),
             other => format!("{other:?}"),
         },
     };
-    format!("{what} at node {}", op.node)
+    format!("{what} at node {}", names.show(op.node))
 }
 
 #[cfg(test)]
@@ -161,17 +162,20 @@ mod tests {
     fn an_election_and_a_write_are_reported_once() {
         let mut sim = Simulator::new(ClusterOptions::new([1, 2, 3])).unwrap();
         let mut observer = Observer::new(&sim);
-        assert!(observer.look(&sim, Style::plain()).is_empty());
+        assert!(observer.look(&sim, &Names::default(), Style::plain()).is_empty());
         sim.advance(1_000).unwrap();
         let leader = sim.leader().unwrap();
-        let events = observer.look(&sim, Style::plain());
+        let events = observer.look(&sim, &Names::default(), Style::plain());
         let elected = format!("node {leader}: Follower → Leader (term 1)\n");
         assert!(events.iter().any(|e| e.ends_with(&elected)), "{events:?}");
         sim.propose(leader, "x=1").unwrap();
-        assert!(observer.look(&sim, Style::plain()).is_empty(), "pending requests are not reported");
+        assert!(
+            observer.look(&sim, &Names::default(), Style::plain()).is_empty(),
+            "pending requests are not reported"
+        );
         sim.advance(10).unwrap();
-        let events = observer.look(&sim, Style::plain());
+        let events = observer.look(&sim, &Names::default(), Style::plain());
         assert_eq!(events, [format!("     1010 ms  write \"x=1\" at node {leader}: committed at index 2\n")]);
-        assert!(observer.look(&sim, Style::plain()).is_empty());
+        assert!(observer.look(&sim, &Names::default(), Style::plain()).is_empty());
     }
 }

@@ -28,16 +28,6 @@ impl Recording {
         Recording { options, steps: Vec::new() }
     }
 
-    /// The options the session's cluster is built with.
-    pub fn options(&self) -> &ClusterOptions {
-        &self.options
-    }
-
-    /// The same session on a cluster built with other options.
-    pub fn with_options(&self, options: ClusterOptions) -> Self {
-        Recording { options, steps: self.steps.clone() }
-    }
-
     /// Records a command.
     pub fn line(&mut self, line: impl Into<String>) {
         self.steps.push(Step::Line(line.into()));
@@ -55,6 +45,11 @@ impl Recording {
     /// How many commands were recorded after the `cluster` command.
     pub fn len(&self) -> usize {
         self.steps.len()
+    }
+
+    /// Whether nothing was recorded after the `cluster` command.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
 
     /// The script: the `cluster` command, then every recorded command.

@@ -54,21 +54,25 @@ fn outcome_spec(outcome: &OpOutcome) -> String {
 
 /// `expect` commands for where the session is now: each node's role, term and commit index
 /// (or that it is down), who leads, and how each request ended (those a label still names).
+/// Nodes are called by their names where they have one. None without a node.
 pub fn final_expectations(session: &Session) -> Vec<String> {
-    let sim = session.simulator().expect("a session with a cluster");
+    let Some(sim) = session.simulator() else { return Vec::new() };
+    let names = session.names();
     let mut lines = Vec::new();
     for id in sim.ids() {
+        let node = names.of(id);
         match sim.node(id) {
-            Some(node) => {
-                lines.push(format!("expect {id} is {}", role_word(node.role())));
-                lines.push(format!("expect {id} term = {}", node.term()));
-                lines.push(format!("expect {id} commit = {}", node.commit_index()));
+            Some(raft) => {
+                lines.push(format!("expect {node} is {}", role_word(raft.role())));
+                lines.push(format!("expect {node} term = {}", raft.term()));
+                lines.push(format!("expect {node} commit = {}", raft.commit_index()));
             }
-            None => lines.push(format!("expect {id} down")),
+            None => lines.push(format!("expect {node} down")),
         }
     }
     lines.push(
-        sim.leader().map_or_else(|| "expect no leader".to_string(), |id| format!("expect leader = {id}")),
+        sim.leader()
+            .map_or_else(|| "expect no leader".to_string(), |id| format!("expect leader = {}", names.of(id))),
     );
     for op in sim.history().ops() {
         let label = default_label(&op.kind);
@@ -102,13 +106,26 @@ pub fn render(name: &str, recording: &Recording, session: &Session) -> String {
     text
 }
 
-/// The commands of a line: `;` separates commands, `//` starts a comment, and so does `#`
-/// at the start of the line.
+/// The commands of a line: `;` separates commands; `//` starts a comment, and so does `#` at
+/// the start of the line or after a space (outside strings).
 pub fn line_commands(line: &str) -> Vec<String> {
-    if line.trim_start().starts_with('#') {
-        return Vec::new();
+    split_script(without_hash_comment(line))
+}
+
+/// `line` up to a `#` comment.
+fn without_hash_comment(line: &str) -> &str {
+    let (mut in_string, mut escaped, mut after_space) = (false, false, true);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '#' if !in_string && after_space => return &line[..i],
+            _ => {}
+        }
+        after_space = c.is_whitespace();
     }
-    split_script(line)
+    line
 }
 
 /// The commands of a file, each with where it is (`line 3`, or `command 3` inside a
@@ -193,9 +210,15 @@ mod tests {
 
     #[test]
     fn command_files_have_one_or_more_commands_per_line() {
-        let text = "# a comment\nrun 1s // comment\n\nput x 1; get x\n";
+        let text = "# a comment\nrun 1s // comment\n\nput x 1; get x   # two\nput y \"a # b\"\nsave a#b.rs\n";
         let commands = file_commands(text);
-        let expected = [("line 2", "run 1s"), ("line 4", "put x 1"), ("line 4", "get x")];
+        let expected = [
+            ("line 2", "run 1s"),
+            ("line 4", "put x 1"),
+            ("line 4", "get x"),
+            ("line 5", "put y \"a # b\""),
+            ("line 6", "save a#b.rs"),
+        ];
         assert_eq!(commands, expected.map(|(w, c)| (w.to_string(), c.to_string())));
     }
 

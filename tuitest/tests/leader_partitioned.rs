@@ -7,18 +7,14 @@ use testkit::seq_test;
 fn leader_partitioned() {
     seq_test! {
         cluster [1, 2, 3] with { seed=0 };
-        advance 1000ms;
-        propose 3 "x=1";
-        advance 2ms;
-        partition [3] | [1, 2];
-        propose 3 "y=2";
-        advance 3000ms;
-        propose 1 "y=3";
-        advance 2ms;
+        run 1s;
+        put x 1;
+        partition 3 | 1,2;
+        put y 2 on 3;
+        put y 3;
         heal;
-        advance 1000ms;
-        read 1 "y";
-        advance 2ms;
+        run 1s;
+        get y;
         // Where the session ended.
         expect 1 is leader;
         expect 1 term = 2;

@@ -4,7 +4,7 @@ use super::{Node, RoleState};
 use crate::event::DropReason;
 use crate::message::{Message, RequestVote, VoteResponse};
 use crate::quorum::{vote_result, VoteResult};
-use crate::types::{NodeId, Term};
+use crate::types::{NodeId, Term, MAX_INDEX, MAX_TERM};
 use crate::vec_map::VecMap;
 
 /// Answers received in an election: voter → granted.
@@ -34,6 +34,9 @@ impl Node {
     /// whose removal is not committed yet: it may hold the only copy of the new configuration,
     /// and the cluster needs it to lead until that commits (thesis §4.2.2).
     fn may_campaign(&self) -> bool {
+        if !self.has_room_to_lead() {
+            return false;
+        }
         if self.membership.is_voter(self.id) {
             return true;
         }
@@ -44,7 +47,18 @@ impl Node {
         previous.unwrap_or(&self.base_membership).is_voter(self.id)
     }
 
+    /// Whether a campaign could succeed without leaving the ceilings: it runs in `term + 1`,
+    /// which must be at most [`MAX_TERM`], and the new leader appends a no-op at
+    /// `last_index + 1`, which must be at most [`MAX_INDEX`]. A node at either ceiling only
+    /// follows (see [`MAX_TERM`]).
+    pub(super) fn has_room_to_lead(&self) -> bool {
+        self.term < MAX_TERM && self.log.last_index() < MAX_INDEX
+    }
+
     pub(super) fn campaign(&mut self, kind: Campaign) {
+        if !self.has_room_to_lead() {
+            return self.reset_election_deadline();
+        }
         let mut votes = Votes::new();
         votes.insert(self.id, true);
         let term = if kind == Campaign::PreVote {
@@ -132,7 +146,9 @@ impl Node {
         let expected_term = match &self.role {
             RoleState::PreCandidate(_) if response.pre_vote => {
                 if response.granted {
-                    self.term + 1
+                    // Invariant: a pre-candidate's term is below MAX_TERM (`campaign` checks, and
+                    // any change of term makes it a follower), so this never saturates.
+                    self.term.saturating_add(1)
                 } else {
                     self.term
                 }

@@ -1,19 +1,19 @@
 //! The follower's rules: accepting entries (Raft §5.3) and snapshots (Raft §7).
 
-use bytes::BytesMut;
-
 use super::{Node, RoleState};
 use crate::event::{DropReason, Event, ProposeError};
 use crate::message::{
     AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
 };
-use crate::types::{LogId, NodeId, Payload, Snapshot, SnapshotMeta};
+use crate::ready::SnapshotChunk;
+use crate::types::{LogId, NodeId, Payload, SnapshotInfo, SnapshotMeta};
 
-/// A snapshot being received in chunks.
+/// A snapshot being received in chunks. The bytes go straight to the log store's staging
+/// area (`Ready::snapshot_chunks`); the node only counts them.
 #[derive(Debug)]
 pub(super) struct IncomingSnapshot {
     meta: SnapshotMeta,
-    data: BytesMut,
+    received: u64,
 }
 
 impl Node {
@@ -40,19 +40,26 @@ impl Node {
             return;
         }
         let round = request.round;
-        let last_new = request.prev.index + request.entries.len() as u64;
+        // `receive` checked that this fits within MAX_INDEX.
+        let Some(last_new) = request.last_index() else {
+            return self.dropped(from, DropReason::OutOfRange);
+        };
         // Entries at or below our commit index are already known to match (they are
-        // committed, and every leader holds them): skip them.
+        // committed, and every leader holds them): skip them. (The count is taken in `u64`
+        // first: a gap of 2^32 or more must not truncate on a 32-bit target.)
         let (prev, skip) = if request.prev.index < self.commit {
-            let skip = (self.commit - request.prev.index) as usize;
+            let behind = self.commit - request.prev.index;
+            let skip =
+                usize::try_from(behind).map_or(request.entries.len(), |s| s.min(request.entries.len()));
             let commit_term = self.log.term_at(self.commit).unwrap_or(0);
-            (LogId::new(commit_term, self.commit), skip.min(request.entries.len()))
+            (LogId::new(commit_term, self.commit), skip)
         } else {
             (request.prev, 0)
         };
         if !self.log.matches(prev) {
             let hint = if prev.index > self.log.last_index() {
-                LogId::new(0, self.log.last_index() + 1)
+                // prev.index <= MAX_INDEX, so the log ends below it and this cannot saturate.
+                LogId::new(0, self.log.last_index().saturating_add(1))
             } else {
                 let term = self.log.term_at(prev.index).unwrap_or(0);
                 LogId::new(term, self.log.first_index_of_term_at(prev.index))
@@ -84,7 +91,7 @@ impl Node {
         }
         let before = self.log.last_index();
         self.log.extend(entries);
-        let appended = self.log.slice(before + 1, self.log.last_index());
+        let appended = self.log.slice(before.saturating_add(1), self.log.last_index());
         let membership_touched =
             truncated || appended.iter().any(|e| matches!(e.payload, Payload::Membership(_)));
         if membership_touched {
@@ -127,28 +134,29 @@ impl Node {
             return reply(self, request.offset + request.data.len() as u64, true);
         }
         if request.offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot { meta: request.meta, data: BytesMut::new() });
+            self.incoming_snapshot = Some(IncomingSnapshot { meta: request.meta, received: 0 });
         }
         let Some(incoming) = self.incoming_snapshot.as_mut().filter(|s| s.meta.last == last) else {
             return reply(self, 0, false);
         };
-        if incoming.data.len() as u64 != request.offset {
-            let expected = incoming.data.len() as u64;
+        if incoming.received != request.offset {
+            let expected = incoming.received;
             return reply(self, expected, false);
         }
-        incoming.data.extend_from_slice(&request.data);
-        let received = incoming.data.len() as u64;
+        incoming.received += request.data.len() as u64;
+        let received = incoming.received;
+        self.ready.snapshot_chunks.push(SnapshotChunk { offset: request.offset, data: request.data });
         if !request.done {
             return reply(self, received, false);
         }
         if let Some(incoming) = self.incoming_snapshot.take() {
-            self.install_snapshot(Snapshot { meta: incoming.meta, data: incoming.data.freeze() });
+            self.install_snapshot(SnapshotInfo { meta: incoming.meta, size: received });
         }
         reply(self, received, true);
     }
 
     /// Installs a complete snapshot from the leader (Raft §7).
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    fn install_snapshot(&mut self, snapshot: SnapshotInfo) {
         let last = snapshot.meta.last;
         // Proposals this node made that the snapshot now covers. If our log agrees with the
         // snapshot's last entry, Log Matching says our entries up to it are the committed ones.
@@ -183,22 +191,24 @@ impl Node {
         self.base_membership = snapshot.meta.membership.clone();
         self.commit = self.commit.max(last.index);
         self.applied = last.index;
-        self.ready.snapshot = Some(snapshot.clone());
+        self.ready.install_snapshot = Some(snapshot.clone());
         self.snapshot = Some(snapshot);
         self.refresh_membership();
     }
 }
 
-/// Structural checks on a received AppendEntries (every input is untrusted).
+/// Structural checks on a received AppendEntries (every input is untrusted): entries run
+/// consecutively from `prev`, with terms that never decrease and never pass the message's.
 fn well_formed(request: &AppendEntries) -> bool {
-    let mut expected = request.prev.index;
-    let mut term = request.prev.term;
+    let mut previous = request.prev;
     for entry in &request.entries {
-        expected += 1;
-        if entry.index != expected || entry.term < term || entry.term > request.term {
+        if previous.index.checked_add(1) != Some(entry.index)
+            || entry.term < previous.term
+            || entry.term > request.term
+        {
             return false;
         }
-        term = entry.term;
+        previous = entry.id();
     }
     request.prev.term <= request.term
 }

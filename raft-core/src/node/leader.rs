@@ -8,11 +8,10 @@ use super::read::PendingRead;
 use super::{Node, RoleState};
 use crate::config::Config;
 use crate::event::{DropReason, Event, ReplicationState, TransferError};
-use crate::message::{
-    AppendEntries, AppendResponse, AppendResult, InstallSnapshot, Message, SnapshotResponse,
-};
-use crate::progress::Progress;
+use crate::message::{AppendEntries, AppendResponse, AppendResult, Message, SnapshotResponse};
+use crate::progress::{Progress, Rejection};
 use crate::quorum::{committed_index, vote_result, VoteResult};
+use crate::ready::SnapshotSend;
 use crate::types::{Entry, Index, Instant, LogId, NodeId, Payload, RequestId};
 use crate::vec_map::VecMap;
 
@@ -65,7 +64,8 @@ impl LeaderState {
 
 impl Node {
     pub(super) fn become_leader(&mut self) {
-        let next = self.log.last_index() + 1;
+        // Invariant: `campaign` checked `has_room_to_lead`, so this never saturates.
+        let next = self.log.last_index().saturating_add(1);
         let mut progress = VecMap::new();
         for id in self.membership.members().into_iter().filter(|&id| id != self.id) {
             progress.insert(id, Progress::new(next, self.config.max_inflight));
@@ -87,18 +87,24 @@ impl Node {
         self.leader = Some(self.id);
         self.leader_contact = None;
         // A no-op from the new term lets the leader commit earlier-term entries (§5.4.2, §8).
-        self.append_as_leader(Payload::Noop);
+        // (`campaign` made sure there is room for it.)
+        let _ = self.append_as_leader(Payload::Noop);
     }
 
-    /// Appends a new entry of the current term; returns its index.
-    pub(super) fn append_as_leader(&mut self, payload: Payload) -> Index {
-        let index = self.log.last_index() + 1;
+    /// Appends a new entry of the current term; returns its index. `None` when the log has
+    /// reached [`MAX_INDEX`](crate::MAX_INDEX): a leader that cannot append cannot serve, so it
+    /// steps down (and, at the ceiling, never campaigns again).
+    pub(super) fn append_as_leader(&mut self, payload: Payload) -> Option<Index> {
+        let Some(index) = self.log.next_index() else {
+            self.become_follower(self.term, None);
+            return None;
+        };
         let is_membership = matches!(payload, Payload::Membership(_));
         self.log.append(Entry { term: self.term, index, payload });
         if is_membership {
             self.refresh_membership();
         }
-        index
+        Some(index)
     }
 
     pub(super) fn leader_state(&mut self) -> Option<&mut LeaderState> {
@@ -151,7 +157,7 @@ impl Node {
         let heartbeat_interval = self.config.heartbeat_interval;
         let Some(state) = self.leader_state() else { return };
         state.heartbeat_deadline = now.add_millis(heartbeat_interval);
-        state.round += 1;
+        state.round = state.round.saturating_add(1);
         state.round_sent.push_back((state.round, now));
         while state.round_sent.len() > 64 {
             state.round_sent.pop_front();
@@ -257,6 +263,7 @@ impl Node {
     }
 
     /// Sends the next chunk of the snapshot to `peer` (stop-and-wait; resent on heartbeats).
+    /// The executor reads the chunk's bytes from the log store.
     fn send_snapshot_chunk(&mut self, peer: NodeId) {
         let term = self.term;
         let chunk = self.config.snapshot_chunk_bytes as u64;
@@ -266,18 +273,19 @@ impl Node {
         if progress.snapshot_index != snapshot.meta.last.index {
             progress.become_snapshot(snapshot.meta.last.index);
         }
-        let len = snapshot.data.len() as u64;
-        let offset = progress.snapshot_offset.min(len);
-        let end = (offset + chunk).min(len);
-        let data = snapshot.data.slice(offset as usize..end as usize);
-        let message = InstallSnapshot { term, meta: snapshot.meta, offset, data, done: end == len };
-        self.send(peer, Message::InstallSnapshot(message.into()));
+        let offset = progress.snapshot_offset.min(snapshot.size);
+        let end = offset.saturating_add(chunk).min(snapshot.size);
+        let len = (end - offset) as usize;
+        let send =
+            SnapshotSend { to: peer, term, meta: snapshot.meta, offset, len, done: end == snapshot.size };
+        self.ready.snapshot_sends.push(send);
     }
 
     pub(super) fn handle_snapshot_response(&mut self, from: NodeId, response: SnapshotResponse) {
         let Some(state) = self.leader_state() else {
             return self.dropped(from, DropReason::Unexpected);
         };
+        let round = state.round;
         let Some(progress) = state.progress.get_mut(&from) else {
             return self.dropped(from, DropReason::UnknownSender);
         };
@@ -286,7 +294,7 @@ impl Node {
             return;
         }
         if response.done {
-            progress.on_success(response.last_index);
+            progress.on_success(response.last_index, round);
             self.maybe_send_timeout_now(from);
         } else {
             progress.snapshot_offset = response.next_offset;
@@ -313,7 +321,7 @@ impl Node {
                 if match_index > last_index {
                     return self.dropped(from, DropReason::Malformed);
                 }
-                if progress.on_success(match_index) {
+                if progress.on_success(match_index, round) {
                     self.maybe_commit();
                     self.maybe_send_timeout_now(from);
                 }
@@ -328,8 +336,15 @@ impl Node {
                     term => self.log.last_index_of_term(term).map_or(hint.index, |i| i + 1),
                 };
                 let Some(state) = self.leader_state() else { return };
-                if let Some(progress) = state.progress.get_mut(&from) {
-                    if progress.on_reject(rejected, next) {
+                let Some(progress) = state.progress.get_mut(&from) else { return };
+                let match_index = progress.match_index;
+                match progress.on_reject(rejected, next, response.round) {
+                    Rejection::Stale => {}
+                    Rejection::Backtrack => self.send_append(from, true),
+                    Rejection::LostEntries => {
+                        let first_missing = if hint.term == 0 { hint.index.min(rejected) } else { rejected };
+                        let event = Event::FollowerLostEntries { peer: from, match_index, first_missing };
+                        self.ready.events.push(event);
                         self.send_append(from, true);
                     }
                 }

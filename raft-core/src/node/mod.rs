@@ -22,8 +22,7 @@ use crate::membership::Membership;
 use crate::message::{AppendResult, Message};
 use crate::ready::{Outbox, Ready};
 use crate::rng::SplitMix64;
-use crate::state::InitialState;
-use crate::types::{HardState, Index, Instant, LogId, NodeId, RequestId, Snapshot, Term};
+use crate::types::{HardState, Index, InitialState, Instant, LogId, NodeId, RequestId, SnapshotInfo, Term};
 use crate::vec_map::VecMap;
 
 use self::election::Votes;
@@ -83,8 +82,8 @@ pub struct Node {
     /// An index may appear twice: after losing and regaining leadership, a node may propose
     /// again where an older proposal of its own still waits.
     proposals: VecDeque<(Index, Term, RequestId)>,
-    /// The latest snapshot, kept to send to followers behind the log.
-    snapshot: Option<Snapshot>,
+    /// The latest snapshot (its bytes are in the log store), sent to followers behind the log.
+    snapshot: Option<SnapshotInfo>,
     /// A snapshot arriving in chunks from the leader.
     incoming_snapshot: Option<IncomingSnapshot>,
     /// Reads sent to the leader for a read index: request → (query, give up at).
@@ -108,6 +107,15 @@ enum RoleState {
 
 impl Node {
     /// A node restored from storage. Fails on an unusable configuration or node id 0.
+    ///
+    /// Storage is not trusted to be sane, and nothing it returns makes the node panic. Log
+    /// entries that break the index sequence or lie past [`MAX_INDEX`](crate::MAX_INDEX) are
+    /// cut off, and `applied` is clamped to the log. A term above
+    /// [`MAX_TERM`](crate::MAX_TERM) (a disk written by a version without the ceiling) is kept,
+    /// since lowering a persisted term could let the node vote twice in one term: the node then
+    /// never campaigns, answers messages of lower terms with its own term, and the other nodes
+    /// drop those answers as [`DropReason::OutOfRange`](crate::DropReason::OutOfRange). It can
+    /// no longer take part; wipe it and add it back as a new member.
     pub fn new(id: NodeId, config: Config, initial: InitialState) -> Result<Self, ConfigError> {
         config.validate()?;
         if id == 0 {
@@ -248,6 +256,7 @@ impl Node {
                     next_index: p.next_index,
                     state: p.state,
                     recently_active: p.recent_active,
+                    lost_entries: p.lost_entries,
                 })
                 .collect(),
             _ => Vec::new(),
@@ -314,6 +323,11 @@ impl Node {
         if from == self.id || from == 0 {
             return self.dropped(from, DropReason::Malformed);
         }
+        // Invariant: past this point every term and index from the message is within MAX_TERM
+        // and MAX_INDEX, so our term stays at most MAX_TERM unless storage started us above it.
+        if !message.in_range() {
+            return self.dropped(from, DropReason::OutOfRange);
+        }
         // Vote requests are not checked against our configuration: a node added by an entry we
         // have not received yet must still be able to win (and a node that waits to be added
         // must be able to vote), or a reconfiguration can deadlock. Strangers cannot disrupt a
@@ -345,6 +359,11 @@ impl Node {
             Message::VoteResponse(response) => self.handle_vote_response(from, response),
             Message::AppendEntries(request) => self.handle_append_entries(from, request),
             Message::AppendResponse(response) => self.handle_append_response(from, response),
+            Message::InstallSnapshot(request) if request.meta.last.term > request.term => {
+                // Like an AppendEntries whose `prev.term` passes its term: no leader holds an
+                // entry from a later term than its own.
+                self.dropped(from, DropReason::Malformed)
+            }
             Message::InstallSnapshot(request) => self.handle_install_snapshot(from, *request),
             Message::SnapshotResponse(response) => self.handle_snapshot_response(from, response),
             Message::TimeoutNow { .. } => self.handle_timeout_now(from),
@@ -387,10 +406,10 @@ impl Node {
             RoleState::Leader(leader) if leader.transfer.is_some() => {
                 self.fail_proposal(id, ProposeError::TransferInProgress)
             }
-            RoleState::Leader(_) => {
-                let index = self.append_as_leader(crate::Payload::Command(command));
-                self.track_proposal(index, id);
-            }
+            RoleState::Leader(_) => match self.append_as_leader(crate::Payload::Command(command)) {
+                Some(index) => self.track_proposal(index, id),
+                None => self.fail_proposal(id, ProposeError::NotLeader { leader: None }),
+            },
             _ => self.fail_proposal(id, ProposeError::NotLeader { leader: self.leader }),
         }
     }
@@ -409,7 +428,7 @@ impl Node {
             || self.log.has_unstable()
             || self.reported != (self.role(), self.term, self.leader)
             || self.replication_pending()
-            || self.confirmed_reads.front().is_some_and(|r| r.index <= self.applied)
+            || self.has_servable_reads()
     }
 
     /// Takes the accumulated work; see [`Ready`] for the order to carry it out in.
@@ -418,7 +437,8 @@ impl Node {
             self.maybe_commit();
             self.confirm_reads();
         }
-        let apply_from = self.applied + 1;
+        // Saturates only for a snapshot at Index::MAX from storage, when nothing is left to apply.
+        let apply_from = self.applied.saturating_add(1);
         self.collect_committed();
         let apply_to = self.applied;
         if self.is_leader() {
@@ -443,10 +463,12 @@ impl Node {
         let out = core::mem::take(&mut self.ready);
         Ready {
             hard_state,
-            snapshot: out.snapshot,
+            snapshot_chunks: out.snapshot_chunks,
+            install_snapshot: out.install_snapshot,
             truncate_from,
             entries: self.log.slice(unstable_from, self.log.last_index()),
             messages: out.messages,
+            snapshot_sends: out.snapshot_sends,
             apply: self.log.slice(apply_from, apply_to),
             proposals: out.proposals,
             reads: out.reads,

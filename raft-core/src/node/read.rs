@@ -94,7 +94,9 @@ impl Node {
             state.reads.push_back(PendingRead { origin, round: 0 });
             return self.confirm_reads();
         }
-        let round = state.round + 1;
+        // The round `broadcast_heartbeat` is about to start (rounds count heartbeats: one a
+        // millisecond would take 584 million years to reach u64::MAX).
+        let round = state.round.saturating_add(1);
         state.reads.push_back(PendingRead { origin, round });
         self.broadcast_heartbeat();
     }
@@ -109,8 +111,7 @@ impl Node {
         if self.log.term_at(commit) != Some(term) {
             return; // Not yet: the commit index may lag what earlier leaders committed.
         }
-        let lease_for =
-            self.config.election_timeout_min * (100 - self.config.lease_clock_drift_percent) / 100;
+        let lease_for = lease_duration(&self.config);
         let super::RoleState::Leader(state) = &mut self.role else { return };
         let acked = committed_index(&self.membership, |voter| {
             if voter == id {
@@ -139,13 +140,27 @@ impl Node {
         }
     }
 
-    /// Moves confirmed reads whose index is applied into `ready.reads`.
+    /// Moves confirmed reads whose index is applied into `ready.reads`, in arrival order.
+    ///
+    /// Every read is checked, not only the oldest: a read index from a faulty or hostile leader
+    /// may never be applied here, and must not hold back the reads confirmed after it. (Each
+    /// read is linearizable on its own once its index is applied, so the order between
+    /// concurrent reads does not matter.)
     pub(super) fn serve_reads(&mut self) {
-        while self.confirmed_reads.front().is_some_and(|r| r.index <= self.applied) {
-            if let Some(read) = self.confirmed_reads.pop_front() {
-                self.ready.reads.push(ReadyRead { id: read.id, query: read.query });
-            }
+        if !self.has_servable_reads() {
+            return;
         }
+        let applied = self.applied;
+        let (servable, waiting): (VecDeque<ConfirmedRead>, _) =
+            core::mem::take(&mut self.confirmed_reads).into_iter().partition(|r| r.index <= applied);
+        self.confirmed_reads = waiting;
+        let reads = servable.into_iter().map(|read| ReadyRead { id: read.id, query: read.query });
+        self.ready.reads.extend(reads);
+    }
+
+    /// Whether a confirmed read has its index applied.
+    pub(super) fn has_servable_reads(&self) -> bool {
+        self.confirmed_reads.iter().any(|r| r.index <= self.applied)
     }
 
     pub(super) fn fail_pending_reads(&mut self, reads: VecDeque<PendingRead>) {
@@ -184,4 +199,14 @@ impl Node {
             self.fail_read(id, ReadError::LeadershipLost { leader });
         }
     }
+}
+
+/// How long a quorum's answer to a heartbeat round keeps the leader lease: the shortest
+/// election timeout, shortened by the clock drift bound (thesis §6.4.1). Computed in `u128` and
+/// with the drift capped at 100 %, so no configuration overflows: `Config::validate` checks
+/// the drift only when `lease_reads` is on, but reads confirmed by rounds pass here too.
+fn lease_duration(config: &crate::Config) -> u64 {
+    let kept_percent = 100 - config.lease_clock_drift_percent.min(100);
+    let lease = u128::from(config.election_timeout_min) * u128::from(kept_percent) / 100;
+    u64::try_from(lease).unwrap_or(config.election_timeout_min)
 }

@@ -12,12 +12,17 @@ use crate::types::{Payload, RequestId};
 impl Node {
     pub(super) fn change_membership(&mut self, id: RequestId, change: MembershipChange) {
         match self.check_change(change) {
-            Ok(next) => {
-                let index = self.append_as_leader(Payload::Membership(next.into()));
-                if let Some(state) = self.leader_state() {
-                    state.change = Some((id, index));
+            Ok(next) => match self.append_as_leader(Payload::Membership(next.into())) {
+                Some(index) => {
+                    if let Some(state) = self.leader_state() {
+                        state.change = Some((id, index));
+                    }
                 }
-            }
+                None => {
+                    let result = Err(MembershipError::NotLeader { leader: None });
+                    self.ready.events.push(Event::Membership { id, result });
+                }
+            },
             Err(error) => self.ready.events.push(Event::Membership { id, result: Err(error) }),
         }
     }
@@ -120,7 +125,8 @@ impl Node {
             // C_old,new is committed: move on to C_new (Raft §6).
             let mut next = self.membership.clone();
             next.outgoing.clear();
-            let index = self.append_as_leader(Payload::Membership(next.into()));
+            // At MAX_INDEX the leader steps down instead, which reports the change as lost.
+            let Some(index) = self.append_as_leader(Payload::Membership(next.into())) else { return };
             if let Some(state) = self.leader_state() {
                 if let Some(change) = state.change.as_mut() {
                     change.1 = index;

@@ -2,7 +2,7 @@
 
 use super::Node;
 use crate::event::{DropReason, Event};
-use crate::types::{LogId, Snapshot, SnapshotMeta};
+use crate::types::{LogId, SnapshotInfo, SnapshotMeta};
 
 impl Node {
     /// Asks for a snapshot (policy or [`Incoming::Compact`]); [`Node::take_ready`] turns the
@@ -19,6 +19,12 @@ impl Node {
         if !core::mem::take(&mut self.ready.snapshot_wanted) || self.applied <= self.log.snapshot_id().index {
             return None;
         }
+        if self.incoming_snapshot.is_some() {
+            // The log store stages one snapshot at a time, and the leader's is on its way: it
+            // will compact the log when installed. (Not deferred: a node receiving a snapshot
+            // is behind and applies nothing new until it is installed.)
+            return None;
+        }
         let term = self.log.term_at(self.applied)?;
         let membership = if self.membership_index <= self.applied {
             self.membership.clone()
@@ -30,9 +36,10 @@ impl Node {
         Some(SnapshotMeta { last: LogId::new(term, self.applied), membership })
     }
 
-    /// Reports a snapshot the driver took for [`Ready::take_snapshot`](crate::Ready): the log
-    /// up to its last index is dropped, and it is kept to send to followers that fall behind.
-    pub fn snapshot_taken(&mut self, snapshot: Snapshot) {
+    /// Reports a snapshot the driver took for [`Ready::take_snapshot`](crate::Ready) and stored
+    /// in the log store: the log up to its last index is dropped, and the snapshot is sent to
+    /// followers that fall behind.
+    pub fn snapshot_taken(&mut self, snapshot: SnapshotInfo) {
         let last = snapshot.meta.last;
         if last.index <= self.log.snapshot_id().index || last.index > self.applied || !self.log.matches(last)
         {

@@ -32,14 +32,15 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{with_deadline, Duration, Instant, Timer};
-use embedded_storage_async::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use raft_core::{
-    Bytes, Config, Diagnostics, Event, Incoming, Index, Membership, NodeId, Outgoing, ProposeError,
-    RaftStreamExt, ReadError, RequestId, RestoreError, Role, StateMachine, Term,
+    Bytes, Config, Diagnostics, Entry, Event, Incoming, Index, LogStore, Membership, NodeId, Outgoing,
+    Payload, ProposeError, RaftStreamExt, ReadError, RequestId, RestoreError, Role, SnapshotMeta,
+    SnapshotReader, SnapshotWriter, StateMachine, Term,
 };
-use raft_embassy::{FlashLog, FlashLogConfig, FlashState, LocalNetwork, NetworkStats, TickExt, DEFAULT_TICK};
+use raft_embassy::{FlashLog, FlashLogConfig, LocalNetwork, NetworkStats, TickExt, DEFAULT_TICK};
 
 type Cs = CriticalSectionRawMutex;
 
@@ -119,25 +120,38 @@ impl Digest {
 }
 
 impl StateMachine for Digest {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Bytes {
-        self.commands += 1;
-        self.hash = command
-            .iter()
-            .fold(self.hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-        Bytes::new()
+    type Error = RestoreError;
+
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
+        if let Payload::Command(command) = &entry.payload {
+            self.commands += 1;
+            self.hash = command
+                .iter()
+                .fold(self.hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+        }
+        Ok(Bytes::new())
     }
 
-    fn query(&self, _query: &[u8]) -> Bytes {
-        self.to_bytes()
+    async fn query(&mut self, _query: &[u8]) -> Result<Bytes, RestoreError> {
+        Ok(self.to_bytes())
     }
 
-    fn snapshot(&self) -> Bytes {
-        self.to_bytes()
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl SnapshotWriter,
+    ) -> Result<(), RestoreError> {
+        Ok(out.write(&self.to_bytes()).await?)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        *self = Digest::from_bytes(snapshot)
-            .ok_or_else(|| RestoreError("a digest snapshot is 16 bytes".into()))?;
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        from: &mut impl SnapshotReader,
+    ) -> Result<(), RestoreError> {
+        let bytes = from.read_to_end().await?;
+        *self =
+            Digest::from_bytes(&bytes).ok_or_else(|| RestoreError("a digest snapshot is 16 bytes".into()))?;
         Ok(())
     }
 }
@@ -225,7 +239,7 @@ impl ErrorType for RamFlash {
 impl ReadNorFlash for RamFlash {
     const READ_SIZE: usize = 1;
 
-    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), NorFlashErrorKind> {
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), NorFlashErrorKind> {
         let start = Self::check(offset, bytes.len(), 1)?;
         self.0.lock(|memory| bytes.copy_from_slice(&memory.borrow()[start..start + bytes.len()]));
         Ok(())
@@ -240,13 +254,13 @@ impl NorFlash for RamFlash {
     const WRITE_SIZE: usize = 4;
     const ERASE_SIZE: usize = FLASH_PAGE;
 
-    async fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
         let start = Self::check(from, to.saturating_sub(from) as usize, FLASH_PAGE)?;
         self.0.lock(|memory| memory.borrow_mut()[start..to as usize].fill(0xff));
         Ok(())
     }
 
-    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), NorFlashErrorKind> {
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), NorFlashErrorKind> {
         let start = Self::check(offset, data.len(), 4)?;
         self.0.lock(|memory| {
             for (cell, byte) in memory.borrow_mut()[start..].iter_mut().zip(data) {
@@ -287,24 +301,18 @@ async fn run_node(id: NodeId) -> String {
         max_snapshot_bytes: 256,
         ..FlashLogConfig::new(0..FLASH_BYTES as u32)
     };
-    let log = match FlashLog::new(RamFlash(&FLASH[slot(id)]), flash_config) {
+    let mut log = match FlashLog::new(RamFlash(&FLASH[slot(id)]), flash_config, Membership::new(NODES)) {
         Ok(log) => log,
         Err(error) => return error.to_string(),
     };
-    let mut store = FlashState::new(log, Digest::default(), Membership::new(NODES));
-    let restored = match store.restore().await {
-        Ok(initial) => {
-            let last = initial.entries.last().map(|e| e.index);
-            (
-                initial.hard_state.term,
-                last.or(initial.snapshot.as_ref().map(|s| s.meta.last.index)).unwrap_or(0),
-            )
-        }
+    // What the flash holds, to report; the node's start loads it again.
+    let restored = match log.load().await {
+        Ok(state) => (state.hard_state.term, state.last_index),
         Err(error) => return error.to_string(),
     };
     OBSERVED.lock(|observed| observed.borrow_mut().restored[slot(id)] = Some(restored));
     let config = Config { snapshot_every: LOG_WINDOW as u64 / 2, seed: id, ..Config::default() };
-    let mut outputs = inputs.into_raft_events_with(id, store, config);
+    let mut outputs = inputs.into_raft_events_with(id, (log, Digest::default()), config);
     while let Some(output) = outputs.next().await {
         match output {
             // A frame lost to a cut link or a full inbox is retransmitted by Raft.

@@ -1,71 +1,77 @@
-//! [`NodeConfig`]: everything needed to start a [`RaftNode`](crate::RaftNode).
+//! [`NodeConfig`]: everything needed to start a [`RaftNode`](crate::RaftNode), except the
+//! state machine and the transport.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use raft_core::{Config, Membership, NodeId};
 
 use crate::storage::StorageOptions;
-use crate::ticks::DEFAULT_TICK;
-use crate::transport::{Faults, TransportConfig};
+
+/// The snapshot policy [`NodeConfig::new`] sets: a snapshot, and log compaction, after every
+/// 10,000 applied entries (raft-core's own default, 0, never compacts).
+///
+/// It bounds what a node holds (see the crate docs, "Bounded by default"): the in-memory log
+/// and the entries replayed at start-up stay below this many committed entries (plus those not
+/// yet committed), and the on-disk log below that plus one log segment.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
 /// How to run one node.
 ///
 /// ```
 /// use raft_std::NodeConfig;
-/// let mut config = NodeConfig::new(1, "127.0.0.1:7001".parse().unwrap(), "./data/1");
+/// let mut config = NodeConfig::new(1, "./data/1");
 /// config.peers.insert(2, "127.0.0.1:7002".into());
 /// config.peers.insert(3, "127.0.0.1:7003".into());
 /// assert_eq!(config.bootstrap().voters.len(), 3);
+/// assert_eq!(config.raft.snapshot_every, raft_std::DEFAULT_SNAPSHOT_EVERY);
 /// ```
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// This node's id, the cluster id, the address to listen on for peers, and transport
-    /// limits.
-    pub transport: TransportConfig,
-    /// The other nodes' addresses (`host:port`). Unless `join` is set, they and this node are
-    /// the voters of a new cluster.
+    /// This node's id: positive, unique in the cluster.
+    pub id: NodeId,
+    /// The other nodes and their transport addresses (`host:port` for TCP; anything for
+    /// transports without addresses). Unless `join` is set, they and this node are the voters
+    /// of a new cluster.
     pub peers: BTreeMap<NodeId, String>,
     /// Start with an empty configuration and wait to be added to an existing cluster (see
     /// [`RaftNode::add_member`](crate::RaftNode::add_member)).
     pub join: bool,
     /// Where the log, term, vote and snapshots live.
     pub data_dir: PathBuf,
-    /// Timeouts, limits and features of the protocol. `snapshot_every` sets the snapshot
-    /// policy.
+    /// Timeouts, limits and features of the protocol: raft-core's defaults, except
+    /// `snapshot_every`, the snapshot policy, which is [`DEFAULT_SNAPSHOT_EVERY`] (0 turns
+    /// automatic snapshots off: the log then grows until [`RaftNode::compact`] is called).
+    ///
+    /// [`RaftNode::compact`]: crate::RaftNode::compact
     pub raft: Config,
     /// Storage tuning (fsync policy, segment size).
     pub storage: StorageOptions,
     /// How long a request may take before it fails with a timeout (default 5 s).
     pub request_timeout: Duration,
-    /// How often time advances for the protocol (default 10 ms).
-    pub tick: Duration,
-    /// Links to cut, for partition tests (default: none).
-    pub faults: Faults,
+    /// How long [`RaftNode::add_member`](crate::RaftNode::add_member) waits for a new learner
+    /// to catch up before it gives up (default 30 s).
+    pub catch_up_timeout: Duration,
+    /// A learner has caught up once its match index is within this many entries of the
+    /// leader's last index (default 100).
+    pub catch_up_margin: u64,
 }
 
 impl NodeConfig {
-    /// Defaults for node `id` of cluster `"raft"`, listening for peers on `listen` and storing
-    /// its state in `data_dir`, with no peers yet.
-    pub fn new(id: NodeId, listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+    /// Defaults for node `id`, storing its state in `data_dir`, with no peers yet.
+    pub fn new(id: NodeId, data_dir: impl Into<PathBuf>) -> Self {
         NodeConfig {
-            transport: TransportConfig::new(id, "raft", listen),
+            id,
             peers: BTreeMap::new(),
             join: false,
             data_dir: data_dir.into(),
-            raft: Config::default(),
+            raft: Config { snapshot_every: DEFAULT_SNAPSHOT_EVERY, ..Config::default() },
             storage: StorageOptions::default(),
             request_timeout: Duration::from_secs(5),
-            tick: DEFAULT_TICK,
-            faults: Faults::default(),
+            catch_up_timeout: Duration::from_secs(30),
+            catch_up_margin: 100,
         }
-    }
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.transport.id
     }
 
     /// The configuration of a new cluster: this node and its peers, or nobody when joining.
@@ -73,7 +79,7 @@ impl NodeConfig {
         if self.join {
             Membership::default()
         } else {
-            Membership::new(std::iter::once(self.id()).chain(self.peers.keys().copied()))
+            Membership::new(std::iter::once(self.id).chain(self.peers.keys().copied()))
         }
     }
 }

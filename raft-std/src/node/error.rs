@@ -46,6 +46,25 @@ pub enum RequestError {
     /// [`ProposeError::OutcomeUnknown`] (it **may or may not** have been). Read before retrying.
     #[error("{0}")]
     Proposal(ProposeError),
+    /// A learner added by [`RaftNode::add_member`](crate::RaftNode::add_member) did not catch
+    /// up with the leader in time. It stays a learner (it does not vote, so the cluster is not
+    /// weakened): start it or fix its address, then call `add_member` again, or remove it.
+    #[error(
+        "node {id} did not catch up within {waited:?} (match {match_index} of {last_index}); is it running \
+         and reachable at {address}? It stays a learner: call add_member again, or remove_member({id})"
+    )]
+    CatchUp {
+        /// The new node.
+        id: NodeId,
+        /// The address it was added with.
+        address: String,
+        /// How long it was given.
+        waited: Duration,
+        /// The last index the leader knows it holds.
+        match_index: raft_core::Index,
+        /// The leader's last index.
+        last_index: raft_core::Index,
+    },
     /// A peer answered in a way this version does not understand (mixed versions?).
     #[error("unexpected answer from the cluster: {0}")]
     Protocol(String),
@@ -73,13 +92,4 @@ pub enum StartError {
     /// The data directory could not be opened or recovered.
     #[error(transparent)]
     Storage(#[from] crate::StorageError),
-    /// The peer listener could not be bound.
-    #[error("cannot listen for peers on {address}: {source}")]
-    Bind {
-        /// The address.
-        address: std::net::SocketAddr,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
 }

@@ -1,21 +1,23 @@
 //! [`RaftNode`]: a Raft node running on the current tokio runtime, and its handle for
 //! applications.
 
+mod addresses;
 mod config;
 mod directory;
 mod error;
+mod membership;
+mod metrics;
 mod retry;
+mod shared;
 mod task;
+mod versioned;
 mod wire;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft_core::{
-    Applied, Bytes, ConfigError, Diagnostics, Membership, MembershipChange, NodeId, RaftStreamExt,
-    StateMachine,
-};
+use futures::future::BoxFuture;
+use raft_core::{Applied, Bytes, ConfigError, Diagnostics, Index, NodeId, RaftStreamExt, StateMachine};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout_at, Instant};
@@ -23,21 +25,25 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use self::config::NodeConfig;
+use self::addresses::Addresses;
+pub use self::config::{NodeConfig, DEFAULT_SNAPSHOT_EVERY};
 use self::directory::{Directory, Envelope};
 pub use self::error::{RequestError, StartError};
 use self::retry::Next;
+use self::shared::SharedMachine;
 use self::task::{Command, NodeTask, Wiring};
 use self::wire::{Request, Response};
 use crate::storage::{FileState, StorageError};
-use crate::ticks::with_ticks;
-use crate::transport::{PeerBook, PeerLink, Transport};
+use crate::ticks::TokioClock;
+use crate::transport::{PeerLink, Transport};
 
 /// Inputs waiting for the protocol at most; beyond that, client requests and peer messages
 /// wait in their own bounded queues.
 const INPUT_LEN: usize = 1024;
 /// Client requests waiting for the node task at most.
 const COMMAND_LEN: usize = 1024;
+/// How often [`RaftNode::compact`] looks whether the snapshot is taken.
+const COMPACT_POLL: Duration = Duration::from_millis(10);
 
 /// A node's state, as [`RaftNode::status`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -45,7 +51,7 @@ pub struct Status {
     /// Role, term, leader, log and commit positions, configuration and (on a leader) each
     /// peer's replication progress.
     pub diagnostics: Diagnostics,
-    /// The links to the peers this node sends to.
+    /// The links to the peers, as the transport reports them.
     pub links: Vec<PeerLink>,
 }
 
@@ -60,17 +66,19 @@ pub struct Status {
 ///
 /// ```
 /// use raft_core::Bytes;
-/// use raft_std::{NodeConfig, RaftNode};
+/// use raft_std::{NodeConfig, RaftNode, TcpConfig, TcpTransport};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
-/// let config = NodeConfig::new(1, "127.0.0.1:0".parse()?, dir.path());
+/// let config = NodeConfig::new(1, dir.path());
+/// let transport = TcpTransport::bind(1, TcpConfig::new("demo", "127.0.0.1:0".parse()?)).await?;
 /// // `Vec<Bytes>` records every command; a query is the little-endian position to read.
-/// let node = RaftNode::start(config, Vec::<Bytes>::new()).await?;
+/// let node = RaftNode::start(config, Vec::<Bytes>::new(), transport).await?;
 /// let applied = node.propose(Bytes::from("hello")).await?; // waits for the node to elect itself
 /// assert!(applied.index > 0);
 /// assert_eq!(node.read(Bytes::copy_from_slice(&0u64.to_le_bytes())).await?, "hello");
+/// assert_eq!(node.compact().await?, applied.index); // a snapshot now, the log compacted
 /// node.shutdown().await;
 /// # Ok(())
 /// # }
@@ -80,11 +88,12 @@ pub struct RaftNode {
     inner: Arc<Inner>,
 }
 
-type LocalQuery = dyn Fn(&[u8]) -> Result<Bytes, StorageError> + Send + Sync;
+type LocalQuery = dyn Fn(Bytes) -> BoxFuture<'static, Result<Bytes, String>> + Send + Sync;
 
 struct Inner {
     id: NodeId,
-    local_addr: SocketAddr,
+    catch_up_timeout: Duration,
+    catch_up_margin: u64,
     request_timeout: Duration,
     commands: mpsc::Sender<Command>,
     stop: CancellationToken,
@@ -93,41 +102,47 @@ struct Inner {
 }
 
 impl RaftNode {
-    /// Opens the data directory (recovering from a crash), listens for peers, and spawns the
-    /// node on the current tokio runtime. `machine` is the application's state machine, in
-    /// its initial state: it is restored from the latest snapshot.
-    pub async fn start<M>(config: NodeConfig, machine: M) -> Result<RaftNode, StartError>
+    /// Opens the data directory (recovering from a crash) and spawns the node on the current
+    /// tokio runtime, talking to its peers through `transport` (any [`Transport`]:
+    /// [`TcpTransport`](crate::TcpTransport), [`ChannelTransport`](crate::ChannelTransport), or
+    /// your own). `machine` is the application's state machine, in its initial state: it is
+    /// restored from the latest snapshot.
+    ///
+    /// The transport is told the address of every peer in `config.peers`, and of every member
+    /// whose address the node learns from the log.
+    pub async fn start<M, T>(config: NodeConfig, machine: M, mut transport: T) -> Result<RaftNode, StartError>
     where
-        M: StateMachine + Send + 'static,
+        M: StateMachine + 'static,
+        T: Transport,
     {
-        let id = config.id();
+        let id = config.id;
         if id == 0 {
             return Err(StartError::Config(ConfigError::ReservedNodeId));
         }
         config.raft.validate().map_err(StartError::Config)?;
         let span = tracing::info_span!("raft", node = id);
-        let book: PeerBook =
-            config.peers.iter().filter(|(&peer, _)| peer != id).map(|(&p, a)| (p, a.clone())).collect();
-        let directory = Directory::new(machine, book.clone());
+        for (&peer, address) in config.peers.iter().filter(|(&peer, _)| peer != id) {
+            transport.set_peer_address(peer, address);
+        }
+        let addresses = Addresses::default();
+        let machine = SharedMachine::new(Directory::new(machine, addresses.clone()));
         let (dir, bootstrap, storage) = (config.data_dir.clone(), config.bootstrap(), config.storage.clone());
         let open_span = span.clone();
-        let open = move || open_span.in_scope(|| FileState::open(dir, bootstrap, directory, storage));
+        let open = move || open_span.in_scope(|| FileState::open(dir, bootstrap, storage));
         let state = tokio::task::spawn_blocking(open)
             .await
             .map_err(|e| StartError::Storage(StorageError::Task(e.to_string())))??;
-        let reader = state.reader();
-        let listen = config.transport.listen;
-        let (transport, inbox) = Transport::bind(config.transport.clone(), book, config.faults.clone())
-            .instrument(span.clone())
-            .await
-            .map_err(|source| StartError::Bind { address: listen, source })?;
-        let local_addr = transport.local_addr();
+        state.label_metrics(id)?;
+        let reader = machine.clone();
 
         let (input, inputs) = mpsc::channel(INPUT_LEN);
-        let events = with_ticks(ReceiverStream::new(inputs), config.tick).into_raft_events_with(
+        // Deadline-driven: the node sleeps until its next heartbeat or timeout, or the next
+        // input, rather than waking on a periodic tick.
+        let events = ReceiverStream::new(inputs).into_raft_events_with_clock(
             id,
-            state,
+            (state, machine),
             config.raft,
+            TokioClock::new(),
         );
         let (commands_sender, commands) = mpsc::channel(COMMAND_LEN);
         let (stopped_sender, stopped) = watch::channel(None);
@@ -137,7 +152,7 @@ impl RaftNode {
             events,
             input,
             transport,
-            inbox,
+            addresses,
             commands,
             stop: stop.clone(),
             stopped: stopped_sender,
@@ -147,12 +162,16 @@ impl RaftNode {
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
-                local_addr,
+                catch_up_timeout: config.catch_up_timeout,
+                catch_up_margin: config.catch_up_margin,
                 request_timeout: config.request_timeout,
                 commands: commands_sender,
                 stop,
                 stopped,
-                local_query: Box::new(move |query| reader.query(query)),
+                local_query: Box::new(move |query| {
+                    let mut reader = reader.clone();
+                    Box::pin(async move { reader.query(&query).await.map_err(|e| e.to_string()) })
+                }),
             }),
         })
     }
@@ -162,15 +181,10 @@ impl RaftNode {
         self.inner.id
     }
 
-    /// The address the node listens on for peers.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
-    }
-
     /// Replicates `command` and resolves once the state machine has applied it, with its
     /// log index and the state machine's response.
     pub async fn propose(&self, command: impl Into<Bytes>) -> Result<Applied, RequestError> {
-        let request = Request::Propose(Envelope::App(command.into()).encode());
+        let request = Request::Propose(encode(&Envelope::App(command.into()))?);
         match self.call(request, self.deadline()).await? {
             Response::Applied(applied) => Ok(applied),
             other => Err(unexpected(other)),
@@ -188,29 +202,8 @@ impl RaftNode {
 
     /// Answers `query` from this node's state machine as it is now, without asking anyone:
     /// fast, available without a quorum, and possibly stale.
-    pub fn read_local(&self, query: &[u8]) -> Result<Bytes, RequestError> {
-        (self.inner.local_query)(query).map_err(|e| RequestError::Storage(e.to_string()))
-    }
-
-    /// Adds node `id`, listening for peers on `address`, as a voter. First the address is
-    /// committed through the log, so every member can reach the new node; then the
-    /// configuration changes. Start the new node (with `join` set) before adding it: until it
-    /// answers, it counts against the quorum.
-    pub async fn add_member(
-        &self,
-        id: NodeId,
-        address: impl Into<String>,
-    ) -> Result<Membership, RequestError> {
-        let deadline = self.deadline();
-        let record = Envelope::Address { id, address: address.into() }.encode();
-        self.call(Request::Propose(record), deadline).await?;
-        self.change_membership(MembershipChange::AddVoter(id), deadline).await
-    }
-
-    /// Removes node `id` from the configuration. A leader that removes itself steps down once
-    /// the change commits.
-    pub async fn remove_member(&self, id: NodeId) -> Result<Membership, RequestError> {
-        self.change_membership(MembershipChange::Remove(id), self.deadline()).await
+    pub async fn read_local(&self, query: &[u8]) -> Result<Bytes, RequestError> {
+        (self.inner.local_query)(Bytes::copy_from_slice(query)).await.map_err(RequestError::Storage)
     }
 
     /// Hands leadership to voter `to`; resolves once it leads.
@@ -233,6 +226,30 @@ impl RaftNode {
         }
     }
 
+    /// Takes a snapshot of the state machine now and compacts the log up to the applied
+    /// index, without waiting for the snapshot policy
+    /// ([`NodeConfig::raft`]`.snapshot_every`). Resolves with the last index the snapshot
+    /// covers (the earlier snapshot's when nothing was applied since).
+    pub async fn compact(&self) -> Result<Index, RequestError> {
+        let deadline = self.deadline();
+        let before = self.status().await?.diagnostics;
+        let target = before.applied_index;
+        if before.first_index > target {
+            return Ok(before.first_index - 1);
+        }
+        self.enqueue(Command::Compact, deadline).await?;
+        loop {
+            let covered = self.status().await?.diagnostics.first_index - 1;
+            if covered >= target {
+                return Ok(covered);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.timeout());
+            }
+            tokio::time::sleep(COMPACT_POLL).await;
+        }
+    }
+
     /// Stops the node: finishes the storage write in progress, closes every connection, and
     /// waits for the node task to end. Requests in flight fail with
     /// [`RequestError::ShuttingDown`].
@@ -247,17 +264,6 @@ impl RaftNode {
         let mut stopped = self.inner.stopped.clone();
         let reason = stopped.wait_for(Option::is_some).await.ok().and_then(|reason| reason.clone());
         reason.unwrap_or(RequestError::ShuttingDown)
-    }
-
-    async fn change_membership(
-        &self,
-        change: MembershipChange,
-        deadline: Instant,
-    ) -> Result<Membership, RequestError> {
-        match self.call(Request::ChangeMembership(change), deadline).await? {
-            Response::Membership(membership) => Ok(membership),
-            other => Err(unexpected(other)),
-        }
     }
 
     /// Runs attempts at `request` until one is final or `deadline` passes.
@@ -303,6 +309,10 @@ impl RaftNode {
     fn timeout(&self) -> RequestError {
         RequestError::Timeout { after: self.inner.request_timeout }
     }
+}
+
+fn encode(envelope: &Envelope) -> Result<Bytes, RequestError> {
+    envelope.encode().map_err(|e| RequestError::Protocol(format!("cannot encode the command: {e}")))
 }
 
 fn unexpected(response: Response) -> RequestError {

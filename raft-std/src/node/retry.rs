@@ -34,9 +34,8 @@ pub(super) fn after(outcome: Outcome) -> Next {
         Failure::Propose(ProposeError::NotLeader { leader } | ProposeError::Superseded { leader })
         | Failure::Read(ReadError::NotLeader { leader } | ReadError::LeadershipLost { leader })
         | Failure::Membership(MembershipError::NotLeader { leader })
-        | Failure::Transfer(TransferError::NotLeader { leader }) => {
-            Next::Retry(RequestError::NotLeader { leader })
-        }
+        | Failure::Transfer(TransferError::NotLeader { leader })
+        | Failure::NotLeader { leader } => Next::Retry(RequestError::NotLeader { leader }),
         Failure::Undelivered { leader } => Next::Retry(RequestError::NotLeader { leader: Some(leader) }),
         Failure::Propose(ProposeError::TransferInProgress) | Failure::Read(ReadError::Timeout) => {
             Next::Retry(RequestError::NotLeader { leader: None })
@@ -69,6 +68,7 @@ mod tests {
         assert!(retried(Failure::Propose(ProposeError::Superseded { leader: None })));
         assert!(retried(Failure::Read(ReadError::LeadershipLost { leader: None })));
         assert!(retried(Failure::Undelivered { leader: 3 }));
+        assert!(retried(Failure::NotLeader { leader: None }));
         assert!(retried(Failure::Membership(MembershipError::ChangeInProgress)));
         assert!(!retried(Failure::Membership(MembershipError::LeadershipLost { leader: None })));
         assert!(!retried(Failure::Transfer(TransferError::TimedOut)));

@@ -14,13 +14,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::addresses::Addresses;
 use super::error::RequestError;
+use super::metrics::NodeMetrics;
 use super::wire::{Failure, Frame, Outcome, Request, Response};
 use super::Status;
-use crate::storage::StorageError;
-use crate::transport::{Inbox, Transport};
+use crate::transport::Transport;
 
-/// How often expired requests are dropped.
+/// How often expired requests are dropped and the index metrics refreshed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What a [`RaftNode`](super::RaftNode) handle asks of its task.
@@ -29,17 +30,21 @@ pub(super) enum Command {
     Request { request: Request, reply: oneshot::Sender<Outcome>, deadline: Instant },
     /// Report the node's state.
     Status { reply: oneshot::Sender<Status> },
+    /// Take a snapshot and compact the log now.
+    Compact,
 }
 
 /// The node's outgoing event stream.
-pub(super) trait Events:
-    FusedStream<Item = Result<Outgoing, raft_core::Error<StorageError>>> + Unpin + Send
-{
+pub(super) trait Events: FusedStream<Item = Result<Outgoing, Self::Failure>> + Unpin + Send {
+    /// Why the node stopped.
+    type Failure: std::fmt::Display;
 }
 
-impl<S> Events for S where
-    S: FusedStream<Item = Result<Outgoing, raft_core::Error<StorageError>>> + Unpin + Send
+impl<S, F: std::fmt::Display> Events for S
+where
+    S: FusedStream<Item = Result<Outgoing, F>> + Unpin + Send,
 {
+    type Failure = F;
 }
 
 /// Who waits for a request's outcome.
@@ -58,14 +63,15 @@ struct Pending {
 }
 
 /// Everything a node task is connected to.
-pub(super) struct Wiring<E> {
+pub(super) struct Wiring<E, T> {
     pub(super) id: NodeId,
     /// The node's outputs.
     pub(super) events: E,
     /// The node's inputs (ticks are merged in separately).
     pub(super) input: mpsc::Sender<Incoming>,
-    pub(super) transport: Transport<Frame>,
-    pub(super) inbox: Inbox<Frame>,
+    pub(super) transport: T,
+    /// Peer addresses learned from the log, for the transport.
+    pub(super) addresses: Addresses,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) stop: CancellationToken,
     /// Set to why the node stopped, when it has.
@@ -75,41 +81,50 @@ pub(super) struct Wiring<E> {
 }
 
 /// The running node.
-pub(super) struct NodeTask<E> {
+pub(super) struct NodeTask<E, T> {
     id: NodeId,
     events: E,
     /// Raft's input; `None` once shutting down.
     input: Option<mpsc::Sender<Incoming>>,
-    transport: Transport<Frame>,
-    inbox: Inbox<Frame>,
+    transport: T,
+    /// Whether the transport still delivers frames.
+    receiving: bool,
+    addresses: Addresses,
     commands: mpsc::Receiver<Command>,
     stop: CancellationToken,
     stopped: watch::Sender<Option<RequestError>>,
     request_timeout: Duration,
     pending: BTreeMap<RequestId, Pending>,
     status_waiters: Vec<oneshot::Sender<Status>>,
+    /// Requests for the leader's diagnostics, answered by the next diagnostics report.
+    diagnostics_requests: Vec<RequestId>,
     /// The leader as the node last reported it.
     leader: Option<NodeId>,
     next_id: RequestId,
+    metrics: NodeMetrics,
 }
 
-impl<E: Events> NodeTask<E> {
-    pub(super) fn new(wiring: Wiring<E>) -> Self {
-        let Wiring { id, events, input, transport, inbox, commands, stop, stopped, request_timeout } = wiring;
+impl<E: Events, T: Transport> NodeTask<E, T> {
+    pub(super) fn new(wiring: Wiring<E, T>) -> Self {
+        let Wiring { id, events, input, transport, addresses, commands, stop, stopped, request_timeout } =
+            wiring;
         NodeTask {
             id,
             events,
             input: Some(input),
             transport,
-            inbox,
+            receiving: true,
+            addresses,
             commands,
             stop,
             stopped,
             request_timeout,
             pending: BTreeMap::new(),
             status_waiters: Vec::new(),
+            diagnostics_requests: Vec::new(),
             leader: None,
             next_id: 0,
+            metrics: NodeMetrics::new(id),
         }
     }
 
@@ -135,8 +150,20 @@ impl<E: Events> NodeTask<E> {
                     Some(command) => self.on_command(command),
                     None => self.close_input(), // every handle is gone
                 },
-                Some((from, frame)) = self.inbox.recv(), if room => self.on_frame(from, frame),
-                _ = sweep.tick() => self.sweep(),
+                received = self.transport.recv(), if room && self.receiving => match received {
+                    Some((from, bytes)) => self.on_bytes(from, &bytes),
+                    None => {
+                        tracing::warn!("the transport stopped delivering frames");
+                        self.receiving = false;
+                    }
+                },
+                _ = self.addresses.learned() => self.pass_on_addresses(),
+                _ = sweep.tick() => {
+                    self.sweep();
+                    if room {
+                        self.push(Incoming::Diagnostics); // refreshes the metrics
+                    }
+                }
             }
         }
         self.transport.shutdown().await;
@@ -151,6 +178,25 @@ impl<E: Events> NodeTask<E> {
         }
     }
 
+    fn pass_on_addresses(&mut self) {
+        for (id, address) in self.addresses.take() {
+            if id != self.id {
+                self.transport.set_peer_address(id, &address);
+            }
+        }
+    }
+
+    /// Sends `frame` to `to`; false if the transport dropped it.
+    fn send(&mut self, to: NodeId, frame: &Frame) -> bool {
+        match frame.encode() {
+            Ok(bytes) => self.transport.send(to, bytes),
+            Err(error) => {
+                tracing::error!(peer = to, %error, "cannot encode a frame; dropped");
+                false
+            }
+        }
+    }
+
     fn push(&self, input: Incoming) {
         // The caller checked for room; during shutdown inputs are dropped.
         if let Some(sender) = &self.input {
@@ -161,7 +207,7 @@ impl<E: Events> NodeTask<E> {
     fn on_output(&mut self, output: Outgoing) {
         match output {
             Outgoing::Send { to, message } => {
-                self.transport.send(to, Frame::Raft(message));
+                self.send(to, &Frame::Raft(message));
             }
             Outgoing::Event(event) => self.on_event(event),
         }
@@ -170,6 +216,7 @@ impl<E: Events> NodeTask<E> {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Proposal { id, result } => {
+                self.metrics.proposal(result.is_ok());
                 self.resolve(id, result.map(Response::Applied).map_err(Failure::Propose))
             }
             Event::Read { id, result } => self.resolve(id, result.map(Response::Read).map_err(Failure::Read)),
@@ -192,17 +239,34 @@ impl<E: Events> NodeTask<E> {
                     Role::Follower => tracing::info!(term, leader, "following"),
                 }
                 self.leader = leader;
+                self.metrics.role_changed(role, term, leader);
             }
             Event::Compacted { through } => tracing::debug!(through, "log compacted"),
             Event::Dropped { from, reason } => {
                 tracing::debug!(from, ?reason, "message dropped by the protocol")
             }
+            Event::FollowerLostEntries { peer, match_index, first_missing } => tracing::warn!(
+                peer,
+                match_index,
+                first_missing,
+                "a follower lost log entries it had acknowledged (its storage did not keep them); \
+                 replicating them again"
+            ),
             Event::Diagnostics(diagnostics) => self.answer_status(*diagnostics),
             other => tracing::debug!(event = ?other, "unhandled event"),
         }
     }
 
     fn answer_status(&mut self, diagnostics: Diagnostics) {
+        self.metrics.observe(&diagnostics);
+        for id in std::mem::take(&mut self.diagnostics_requests) {
+            let outcome = if diagnostics.role == Role::Leader {
+                Ok(Response::Diagnostics(Box::new(diagnostics.clone())))
+            } else {
+                Err(Failure::NotLeader { leader: diagnostics.leader })
+            };
+            self.resolve(id, outcome);
+        }
         let links = self.transport.links();
         for waiter in self.status_waiters.drain(..) {
             let _ = waiter.send(Status { diagnostics: diagnostics.clone(), links: links.clone() });
@@ -216,7 +280,7 @@ impl<E: Events> NodeTask<E> {
                 let _ = reply.send(outcome);
             }
             Origin::Remote { from, id } => {
-                self.transport.send(from, Frame::Reply { id, outcome });
+                self.send(from, &Frame::Reply { id, outcome });
             }
         }
     }
@@ -227,7 +291,7 @@ impl<E: Events> NodeTask<E> {
                 let id = self.next_request_id();
                 match self.leader {
                     Some(leader) if leader != self.id && request.forwarded() => {
-                        if self.transport.send(leader, Frame::Forward { id, request }) {
+                        if self.send(leader, &Frame::Forward { id, request }) {
                             self.pending.insert(
                                 id,
                                 Pending { origin: Origin::Forwarded { leader, reply }, deadline },
@@ -243,6 +307,14 @@ impl<E: Events> NodeTask<E> {
                 self.status_waiters.push(reply);
                 self.push(Incoming::Diagnostics);
             }
+            Command::Compact => self.push(Incoming::Compact),
+        }
+    }
+
+    fn on_bytes(&mut self, from: NodeId, bytes: &[u8]) {
+        match Frame::decode(bytes) {
+            Ok(frame) => self.on_frame(from, frame),
+            Err(error) => tracing::warn!(peer = from, %error, "dropping a frame"),
         }
     }
 
@@ -271,12 +343,17 @@ impl<E: Events> NodeTask<E> {
     /// Hands a request to the local Raft node.
     fn submit(&mut self, id: RequestId, request: Request, origin: Origin, deadline: Instant) {
         self.pending.insert(id, Pending { origin, deadline });
-        self.push(match request {
+        let input = match request {
             Request::Propose(command) => Incoming::Propose { id, command },
             Request::Read(query) => Incoming::Read { id, query },
             Request::ChangeMembership(change) => Incoming::ChangeMembership { id, change },
             Request::TransferLeadership(to) => Incoming::TransferLeadership { id, to },
-        });
+            Request::LeaderDiagnostics => {
+                self.diagnostics_requests.push(id);
+                Incoming::Diagnostics
+            }
+        };
+        self.push(input);
     }
 
     /// Drops requests past their deadline or whose client gave up. Raft may still report
@@ -291,6 +368,8 @@ impl<E: Events> NodeTask<E> {
             pending.deadline > now && !abandoned
         });
         self.status_waiters.retain(|waiter| !waiter.is_closed());
+        let pending = &self.pending;
+        self.diagnostics_requests.retain(|id| pending.contains_key(id));
     }
 
     fn next_request_id(&mut self) -> RequestId {

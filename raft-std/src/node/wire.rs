@@ -1,11 +1,16 @@
-//! What nodes send each other: Raft messages, and requests forwarded to the leader with their
-//! replies.
+//! What nodes send each other through the [`Transport`](crate::Transport): Raft messages, and
+//! requests forwarded to the leader with their replies, in a versioned [`Frame`].
 
 use raft_core::{
-    Applied, Bytes, Membership, MembershipChange, MembershipError, Message, NodeId, ProposeError, ReadError,
-    RequestId, TransferError,
+    Applied, Bytes, Diagnostics, Membership, MembershipChange, MembershipError, Message, NodeId,
+    ProposeError, ReadError, RequestId, TransferError,
 };
 use serde::{Deserialize, Serialize};
+
+use super::versioned::{self, FormatError};
+
+/// The frame format this build writes and reads.
+const FRAME_VERSION: u8 = 1;
 
 /// One transport frame.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +33,18 @@ pub(super) enum Frame {
     },
 }
 
+impl Frame {
+    /// The frame's bytes, after its version tag.
+    pub(super) fn encode(&self) -> Result<Bytes, postcard::Error> {
+        versioned::encode(FRAME_VERSION, self)
+    }
+
+    /// Reads a frame; another version or undecodable bytes are an error.
+    pub(super) fn decode(bytes: &[u8]) -> Result<Frame, FormatError> {
+        versioned::decode(FRAME_VERSION, "frame", bytes)
+    }
+}
+
 /// What a client asks a node to do.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Request {
@@ -39,6 +56,8 @@ pub(super) enum Request {
     ChangeMembership(MembershipChange),
     /// Hand leadership to a voter.
     TransferLeadership(NodeId),
+    /// The leader's diagnostics (each peer's replication progress), answered by the leader only.
+    LeaderDiagnostics,
 }
 
 impl Request {
@@ -60,6 +79,8 @@ pub(super) enum Response {
     Membership(Membership),
     /// The new leader after a transfer.
     Leader(NodeId),
+    /// The leader's diagnostics.
+    Diagnostics(Box<Diagnostics>),
 }
 
 /// Why one attempt at a request failed.
@@ -73,6 +94,11 @@ pub(super) enum Failure {
     Membership(MembershipError),
     /// raft-core could not transfer leadership.
     Transfer(TransferError),
+    /// The node asked is not the leader (for requests only a leader answers).
+    NotLeader {
+        /// The leader it knows of.
+        leader: Option<NodeId>,
+    },
     /// The request could not be queued for the leader (its link is down or full); it was not
     /// delivered.
     Undelivered {
@@ -83,3 +109,21 @@ pub(super) enum Failure {
 
 /// The outcome of one attempt.
 pub(super) type Outcome = Result<Response, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_a_version_and_other_versions_are_refused() {
+        let frame = Frame::Forward { id: 7, request: Request::TransferLeadership(2) };
+        let bytes = frame.encode().unwrap();
+        assert_eq!(bytes[0], FRAME_VERSION);
+        assert!(matches!(Frame::decode(&bytes), Ok(Frame::Forward { id: 7, .. })));
+        let mut future = bytes.to_vec();
+        future[0] = FRAME_VERSION + 1;
+        let error = Frame::decode(&future).unwrap_err();
+        assert!(matches!(error, FormatError::UnknownVersion { found: 2, supported: 1, .. }));
+        assert!(error.to_string().contains("run the same raft-std version on every node"), "{error}");
+    }
+}

@@ -3,12 +3,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use raft_core::{Index, RestoreError};
+use raft_core::Index;
 
 /// Why a [`FileState`](crate::FileState) operation failed.
 ///
 /// Every variant names what to do about it. Any error returned while the node runs stops the
-/// node (see [`raft_core::PersistentState`]): a node that cannot persist must not speak.
+/// node (see [`raft_core::LogStore`]): a node that cannot persist must not speak.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -39,6 +39,31 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A file the rest of the data directory depends on is missing: starting without it could
+    /// break a promise the node made (a vote, an acknowledged entry).
+    #[error(
+        "{} is missing: {reason}. The node refuses to start rather than forget what it promised: \
+         restore the file, or wipe this node's data directory and add the node to the cluster again \
+         as a new member",
+        path.display()
+    )]
+    Missing {
+        /// The missing file.
+        path: PathBuf,
+        /// Why it is needed.
+        reason: &'static str,
+    },
+    /// A snapshot chunk did not continue the staged snapshot (a bug in the caller).
+    #[error("snapshot chunk at offset {got}, expected {expected}")]
+    ChunkOutOfOrder {
+        /// The offset the next chunk needed.
+        expected: u64,
+        /// The offset it had.
+        got: u64,
+    },
+    /// A snapshot read with no snapshot installed (a bug in the caller).
+    #[error("no snapshot is installed")]
+    NoSnapshot,
     /// `write_log` was handed entries that do not continue the log (a bug in the caller).
     #[error("log write would leave a gap: expected index {expected}, got {got}")]
     Gap {
@@ -56,11 +81,8 @@ pub enum StorageError {
         #[source]
         source: postcard::Error,
     },
-    /// The state machine could not be restored from a snapshot.
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
-    /// The state machine panicked in an earlier call, so its state cannot be trusted.
-    #[error("the state machine panicked in an earlier call; restart the node")]
+    /// A storage thread panicked in an earlier call, so the files' state is unknown.
+    #[error("a storage thread panicked in an earlier call; restart the node")]
     Poisoned,
     /// The blocking task that performs file I/O failed.
     #[error("the storage task failed: {0}; restart the node")]

@@ -18,6 +18,7 @@ use raft_core::{Entry, Index, LogId, Term};
 
 use super::checked_file::sync_dir;
 use super::error::StorageError;
+use super::metrics::{seconds_since, StorageMetrics};
 use super::record;
 use super::segment::{Segment, MAGIC};
 
@@ -33,6 +34,8 @@ pub(super) struct SegmentLog {
     next: Index,
     sync: bool,
     segment_bytes: u64,
+    /// Where append and fsync latencies go; made on first use, unless set before.
+    pub(super) metrics: Option<StorageMetrics>,
 }
 
 impl SegmentLog {
@@ -64,6 +67,7 @@ impl SegmentLog {
             next: 1,
             sync,
             segment_bytes,
+            metrics: None,
         };
         let mut entries = Vec::new();
         let count = paths.len();
@@ -143,6 +147,11 @@ impl SegmentLog {
         self.segment_holding(index).and_then(|s| self.segments[s].term_at(index))
     }
 
+    /// The store's metrics handles.
+    pub(super) fn metrics(&mut self) -> &StorageMetrics {
+        self.metrics.get_or_insert_with(StorageMetrics::unlabelled)
+    }
+
     fn segment_holding(&self, index: Index) -> Option<usize> {
         let after = self.segments.partition_point(|s| s.first <= index);
         let position = after.checked_sub(1)?;
@@ -151,6 +160,13 @@ impl SegmentLog {
 
     /// Appends `entries`, which must continue the log, and makes them durable.
     pub(super) fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        let start = std::time::Instant::now();
+        let result = self.append_timed(entries);
+        self.metrics().append.record(seconds_since(start));
+        result
+    }
+
+    fn append_timed(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let mut buffer = Vec::new();
         let mut pending = Vec::new();
         for entry in entries {
@@ -181,7 +197,9 @@ impl SegmentLog {
         };
         file.write_all(buffer).map_err(StorageError::io("append to", &segment.path))?;
         if self.sync {
+            let start = std::time::Instant::now();
             file.sync_data().map_err(StorageError::io("fsync", &segment.path))?;
+            self.metrics.get_or_insert_with(StorageMetrics::unlabelled).fsync.record(seconds_since(start));
         }
         segment.len += buffer.len() as u64;
         segment.records.append(pending);

@@ -1,41 +1,46 @@
-//! [`FileState`]: a durable [`PersistentState`] in a data directory.
+//! [`FileState`]: a durable [`LogStore`] in a data directory.
 //!
 //! ```text
 //! <data dir>/
 //!   bootstrap        the configuration the directory was created with
 //!   hard_state       term and vote, replaced atomically
-//!   snapshot         the latest snapshot, replaced atomically
+//!   snapshot         what the latest snapshot covers and which data file holds it
+//!   snapshot-<term>-<index>.data
+//!                    the snapshot's bytes (see `snapshot_file.rs`)
 //!   log/<first index>.log
 //!                    append-only segments of length- and CRC32-framed entries
 //! ```
 //!
 //! All file I/O runs on tokio's blocking thread pool, so a slow fsync never stalls the runtime.
-//! The application's [`StateMachine`] lives in memory: it is rebuilt from the snapshot on open
-//! and re-applied from the log as the node learns which entries are committed.
+//! The application's state machine is not stored here: it is rebuilt from the snapshot and
+//! the log at start (or keeps its own durable state, see
+//! [`StateMachine::durable_index`](raft_core::StateMachine::durable_index)).
 
 mod checked_file;
 mod error;
 mod log;
+mod metrics;
 mod record;
 mod segment;
+mod snapshot_file;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use raft_core::{
-    AppliedState, Bytes, Entry, HardState, Index, InitialState, LogId, Membership, PersistentState, Snapshot,
-    SnapshotMeta, StateMachine,
+    Bytes, Entry, HardState, Index, LogId, LogState, LogStore, Membership, NodeId, SnapshotMeta,
 };
 
 pub use self::error::StorageError;
 use self::log::SegmentLog;
+use self::metrics::{seconds_since, StorageMetrics};
+use self::snapshot_file::SnapshotFiles;
 
 const HARD_STATE_FILE: &str = "hard_state";
-const SNAPSHOT_FILE: &str = "snapshot";
 const BOOTSTRAP_FILE: &str = "bootstrap";
 const LOG_DIR: &str = "log";
 const HARD_STATE_MAGIC: &[u8; 8] = b"RAFTHS\x00\x01";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RAFTSNP\x01";
 const BOOTSTRAP_MAGIC: &[u8; 8] = b"RAFTBOOT";
 
 /// When [`FileState`] calls fsync.
@@ -65,28 +70,26 @@ impl Default for StorageOptions {
     }
 }
 
-/// A durable [`PersistentState`]: log segments, term and vote, and snapshots in a data
-/// directory, wrapping the application's [`StateMachine`].
+/// A durable [`LogStore`]: log segments, term and vote, and snapshots in a data directory.
 ///
-/// Open it with [`FileState::open`] (which recovers from a crash), then hand it to
+/// Open it with [`FileState::open`] (which recovers from a crash), then hand it, with the
+/// application's state machine, to
 /// [`RaftStreamExt::into_raft_events`](raft_core::RaftStreamExt::into_raft_events) or let
 /// [`RaftNode`](crate::RaftNode) do so. Its async methods need a tokio runtime.
 ///
 /// ```
-/// use raft_core::{Bytes, Membership};
+/// use raft_core::Membership;
 /// use raft_std::{FileState, StorageOptions};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let state: FileState<Vec<Bytes>> =
-///     FileState::open(dir.path(), Membership::new([1]), Vec::new(), StorageOptions::default())?;
-/// assert_eq!(state.reader().applied_index()?, 0);
+/// let state = FileState::open(dir.path(), Membership::new([1]), StorageOptions::default())?;
+/// assert_eq!(state.last_index()?, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct FileState<M> {
+pub struct FileState {
     disk: Arc<Mutex<Disk>>,
-    machine: Arc<Mutex<AppliedState<M>>>,
-    /// Entries read while opening, handed out by the first `load`.
-    recovered: Option<Vec<Entry>>,
+    /// Entries read while opening, handed out by the first reads instead of reading again.
+    recovered: VecDeque<Entry>,
 }
 
 /// Everything on disk, used from the blocking thread pool.
@@ -94,16 +97,19 @@ struct Disk {
     dir: PathBuf,
     sync: bool,
     hard_state: HardState,
-    snapshot: Option<Snapshot>,
+    snapshot: SnapshotFiles,
+    /// When the staged snapshot's first chunk arrived.
+    staging_since: Option<std::time::Instant>,
     bootstrap: Membership,
     log: SegmentLog,
 }
 
-impl<M: StateMachine> FileState<M> {
+impl FileState {
     /// Opens the data directory `dir` (creating it if needed) and recovers: a torn last log
-    /// record is truncated with a warning, damage anywhere else is a
-    /// [`StorageError::Corrupt`] naming the file and offset, and `machine` is restored from
-    /// the latest snapshot.
+    /// record is truncated with a warning; damage anywhere else is a
+    /// [`StorageError::Corrupt`] naming the file and offset, and a missing file the rest of the
+    /// directory depends on is a [`StorageError::Missing`]. It never starts with less state
+    /// than it promised before.
     ///
     /// `bootstrap` is the configuration of a new cluster (or empty for a node that waits to be
     /// added). It is stored the first time; later opens use the stored one, so a restart with
@@ -114,40 +120,45 @@ impl<M: StateMachine> FileState<M> {
     pub fn open(
         dir: impl AsRef<Path>,
         bootstrap: Membership,
-        machine: M,
         options: StorageOptions,
     ) -> Result<Self, StorageError> {
         let dir = dir.as_ref();
         let sync = options.fsync == FsyncPolicy::Always;
         std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
         checked_file::remove_leftovers(dir)?;
-        let bootstrap = stored_bootstrap(dir, bootstrap, sync)?;
-        let hard_state: HardState = read(&dir.join(HARD_STATE_FILE), HARD_STATE_MAGIC)?.unwrap_or_default();
-        let snapshot: Option<Snapshot> = read(&dir.join(SNAPSHOT_FILE), SNAPSHOT_MAGIC)?;
-        let snapshot_id = snapshot.as_ref().map_or(LogId::default(), |s| s.meta.last);
-        let mut machine = AppliedState::new(machine);
-        if let Some(snapshot) = &snapshot {
-            machine.restore(snapshot)?;
-        }
+        let hard_state_path = dir.join(HARD_STATE_FILE);
+        let hard_state: Option<HardState> = read(&hard_state_path, HARD_STATE_MAGIC)?;
+        let snapshot = SnapshotFiles::open(dir, sync)?;
+        let snapshot_id = snapshot.info().map_or(LogId::default(), |s| s.meta.last);
         let (log, entries) = SegmentLog::open(&dir.join(LOG_DIR), snapshot_id, sync, options.segment_bytes)?;
+        let holds_state = snapshot_id.index > 0 || log.next_index() > 1;
+        if hard_state.is_none() && holds_state {
+            return Err(StorageError::Missing {
+                path: hard_state_path,
+                reason: "the directory holds a log or a snapshot but not the term and vote that go with them",
+            });
+        }
+        let bootstrap = stored_bootstrap(dir, bootstrap, sync, holds_state || hard_state.is_some())?;
+        let hard_state = hard_state.unwrap_or_default();
         tracing::info!(
             dir = %dir.display(), term = hard_state.term, snapshot_index = snapshot_id.index,
             last_index = log.next_index() - 1, "storage opened"
         );
-        let disk = Disk { dir: dir.to_path_buf(), sync, hard_state, snapshot, bootstrap, log };
-        Ok(FileState {
-            disk: Arc::new(Mutex::new(disk)),
-            machine: Arc::new(Mutex::new(machine)),
-            recovered: Some(entries),
-        })
+        let disk =
+            Disk { dir: dir.to_path_buf(), sync, hard_state, snapshot, staging_since: None, bootstrap, log };
+        Ok(FileState { disk: Arc::new(Mutex::new(disk)), recovered: entries.into() })
     }
-}
 
-impl<M> FileState<M> {
-    /// A handle that reads the state machine while the node runs (for stale reads, metrics or
-    /// tests).
-    pub fn reader(&self) -> StateReader<M> {
-        StateReader { machine: Arc::clone(&self.machine) }
+    /// The index of the last stored log entry (the snapshot's when the log after it is empty).
+    pub fn last_index(&self) -> Result<Index, StorageError> {
+        Ok(lock(&self.disk)?.log.next_index() - 1)
+    }
+
+    /// Labels the store's metrics with `node` (unlabelled until then).
+    pub(crate) fn label_metrics(&self, node: NodeId) -> Result<(), StorageError> {
+        let metrics = StorageMetrics::new(vec![::metrics::Label::new("node", node.to_string())]);
+        lock(&self.disk)?.log.metrics = Some(metrics);
+        Ok(())
     }
 
     /// Runs `work` on the disk from tokio's blocking pool.
@@ -164,57 +175,34 @@ impl<M> FileState<M> {
     }
 }
 
-/// Reads a [`FileState`]'s state machine from outside the node. Cheap to clone.
-pub struct StateReader<M> {
-    machine: Arc<Mutex<AppliedState<M>>>,
-}
-
-impl<M> Clone for StateReader<M> {
-    fn clone(&self) -> Self {
-        StateReader { machine: Arc::clone(&self.machine) }
-    }
-}
-
-impl<M: StateMachine> StateReader<M> {
-    /// Answers `query` from the state machine as it is now: possibly stale, never blocked by
-    /// disk I/O.
-    pub fn query(&self, query: &[u8]) -> Result<Bytes, StorageError> {
-        Ok(lock(&self.machine)?.query(query))
-    }
-
-    /// The index of the last entry applied to the state machine.
-    pub fn applied_index(&self) -> Result<Index, StorageError> {
-        Ok(lock(&self.machine)?.applied_index())
-    }
-
-    /// Runs `f` on the state machine.
-    pub fn with<T>(&self, f: impl FnOnce(&M) -> T) -> Result<T, StorageError> {
-        Ok(f(lock(&self.machine)?.machine()))
-    }
-}
-
-impl<M> PersistentState for FileState<M>
-where
-    M: StateMachine + Send + 'static,
-{
+impl LogStore for FileState {
     type Error = StorageError;
 
-    async fn load(&mut self) -> Result<InitialState, StorageError> {
-        let recovered = self.recovered.take();
-        let applied = lock(&self.machine)?.applied_index();
+    async fn load(&mut self) -> Result<LogState, StorageError> {
+        let disk = lock(&self.disk)?;
+        Ok(LogState {
+            hard_state: disk.hard_state,
+            snapshot: disk.snapshot.info().cloned(),
+            last_index: disk.log.next_index() - 1,
+            bootstrap: disk.bootstrap.clone(),
+        })
+    }
+
+    async fn read_entries(&mut self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
+        while self.recovered.front().is_some_and(|e| e.index < from) {
+            self.recovered.pop_front();
+        }
+        let covered = self.recovered.front().is_some_and(|e| e.index == from)
+            && self.recovered.back().is_some_and(|e| e.index >= to);
+        if covered {
+            let count = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
+            return Ok(self.recovered.drain(..count).collect());
+        }
+        self.recovered.clear();
         self.on_disk(move |disk| {
-            let snapshot_index = disk.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
-            let entries = match recovered {
-                Some(entries) => entries,
-                None => disk.log.read_after(snapshot_index)?,
-            };
-            Ok(InitialState {
-                hard_state: disk.hard_state,
-                snapshot: disk.snapshot.clone(),
-                entries,
-                applied,
-                bootstrap: disk.bootstrap.clone(),
-            })
+            let mut entries = disk.log.read_after(from - 1)?;
+            entries.retain(|e| e.index <= to);
+            Ok(entries)
         })
         .await
     }
@@ -234,6 +222,7 @@ where
         truncate_from: Option<Index>,
         entries: &[Entry],
     ) -> Result<(), StorageError> {
+        self.recovered.clear();
         let entries = entries.to_vec();
         self.on_disk(move |disk| {
             if let Some(index) = truncate_from {
@@ -247,38 +236,23 @@ where
         .await
     }
 
-    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, StorageError> {
-        Ok(lock(&self.machine)?.apply(entry))
-    }
-
-    async fn query(&mut self, query: &[u8]) -> Result<Bytes, StorageError> {
-        Ok(lock(&self.machine)?.query(query))
-    }
-
-    async fn snapshot(&mut self, meta: SnapshotMeta) -> Result<Snapshot, StorageError> {
-        let machine = Arc::clone(&self.machine);
+    async fn write_snapshot_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let data = data.to_vec();
         self.on_disk(move |disk| {
-            let snapshot = lock(&machine)?.snapshot(meta);
-            disk.store_snapshot(&snapshot)?;
-            disk.log.discard_through(snapshot.meta.last.index)?;
-            tracing::info!(
-                index = snapshot.meta.last.index,
-                term = snapshot.meta.last.term,
-                bytes = snapshot.data.len(),
-                "snapshot taken; log compacted"
-            );
-            Ok(snapshot)
+            if offset == 0 {
+                disk.staging_since = Some(std::time::Instant::now());
+            }
+            disk.snapshot.stage(offset, &data)
         })
         .await
     }
 
-    async fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        let snapshot = snapshot.clone();
-        let machine = Arc::clone(&self.machine);
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<(), StorageError> {
+        self.recovered.clear();
+        let meta = meta.clone();
         self.on_disk(move |disk| {
-            let last = snapshot.meta.last;
-            lock(&machine)?.restore(&snapshot)?;
-            disk.store_snapshot(&snapshot)?;
+            let info = disk.snapshot.install(&meta)?;
+            let last = meta.last;
             // Raft §7: keep the log after the snapshot only if it contains the snapshot's
             // last entry; otherwise it is discarded entirely.
             if disk.log.term_at(last.index) == Some(last.term) {
@@ -286,33 +260,35 @@ where
             } else {
                 disk.log.reset(last.index + 1)?;
             }
+            let metrics = disk.log.metrics();
+            metrics.snapshots.increment(1);
+            if let Some(since) = disk.staging_since.take() {
+                metrics.snapshot.record(seconds_since(since));
+            }
             tracing::info!(
                 index = last.index,
                 term = last.term,
-                bytes = snapshot.data.len(),
-                "snapshot installed from the leader"
+                bytes = info.size,
+                "snapshot installed; log compacted"
             );
             Ok(())
         })
         .await
     }
-}
 
-impl Disk {
-    fn store_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        checked_file::write(
-            &self.dir.join(SNAPSHOT_FILE),
-            SNAPSHOT_MAGIC,
-            &encode("snapshot", snapshot)?,
-            self.sync,
-        )?;
-        self.snapshot = Some(snapshot.clone());
-        Ok(())
+    async fn read_snapshot(&mut self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
+        self.on_disk(move |disk| disk.snapshot.read(offset, len).map(Bytes::from)).await
     }
 }
 
-/// The bootstrap configuration stored in `dir`, storing `given` if there is none yet.
-fn stored_bootstrap(dir: &Path, given: Membership, sync: bool) -> Result<Membership, StorageError> {
+/// The bootstrap configuration stored in `dir`, storing `given` if there is none yet. A
+/// directory that already holds state (`established`) must have one.
+fn stored_bootstrap(
+    dir: &Path,
+    given: Membership,
+    sync: bool,
+    established: bool,
+) -> Result<Membership, StorageError> {
     let path = dir.join(BOOTSTRAP_FILE);
     match read::<Membership>(&path, BOOTSTRAP_MAGIC)? {
         Some(stored) => {
@@ -324,6 +300,10 @@ fn stored_bootstrap(dir: &Path, given: Membership, sync: bool) -> Result<Members
             }
             Ok(stored)
         }
+        None if established => Err(StorageError::Missing {
+            path,
+            reason: "the directory holds state but not the configuration it was created with",
+        }),
         None => {
             checked_file::write(&path, BOOTSTRAP_MAGIC, &encode("bootstrap configuration", &given)?, sync)?;
             Ok(given)

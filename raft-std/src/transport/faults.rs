@@ -1,16 +1,16 @@
-//! [`Faults`]: a test hook that cuts links between nodes.
+//! [`FaultyTransport`]: cuts links of any other [`Transport`], for partition tests of real
+//! processes (cargo feature `testing`).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use raft_core::NodeId;
+use raft_core::{Bytes, NodeId};
 
-/// Fault injection for partition tests: the set of directed links on which the transport
-/// silently drops messages, both when sending and when receiving.
-///
-/// Share one handle among the transports of an in-process cluster, or give each process its
-/// own (the `raft-kv` service exposes it over HTTP when started with `--fault-injection`).
-/// A fresh handle blocks nothing, so production code can pass `Faults::default()`.
+use super::{PeerLink, Transport};
+
+/// The set of cut directed links, shared between the [`FaultyTransport`]s that honour it and
+/// whoever cuts and heals (a test, or raft-kv's `/debug` endpoints). A fresh handle cuts
+/// nothing.
 ///
 /// ```
 /// use raft_std::Faults;
@@ -46,13 +46,75 @@ impl Faults {
         self.blocked.write().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
-    /// Whether messages from `from` to `to` are dropped.
+    /// Whether frames from `from` to `to` are dropped.
     pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
         self.blocked.read().unwrap_or_else(PoisonError::into_inner).contains(&(from, to))
     }
 
-    /// The blocked directed links, in order.
+    /// The cut directed links, in order.
     pub fn blocked_links(&self) -> Vec<(NodeId, NodeId)> {
         self.blocked.read().unwrap_or_else(PoisonError::into_inner).iter().copied().collect()
+    }
+}
+
+/// Wraps node `id`'s transport and silently drops the frames that [`Faults`] cuts, both those
+/// it would send and those it receives.
+///
+/// ```
+/// use raft_core::Bytes;
+/// use raft_std::{ChannelNetwork, Faults, FaultyTransport, Transport};
+///
+/// let (network, faults) = (ChannelNetwork::new(), Faults::default());
+/// let mut one = FaultyTransport::new(1, network.join(1), faults.clone());
+/// faults.block(1, 2);
+/// assert!(!one.send(2, Bytes::from_static(b"lost")));
+/// ```
+#[derive(Debug)]
+pub struct FaultyTransport<T> {
+    id: NodeId,
+    inner: T,
+    faults: Faults,
+}
+
+impl<T> FaultyTransport<T> {
+    /// Node `id`'s `inner` transport, with the links that `faults` cuts.
+    pub fn new(id: NodeId, inner: T, faults: Faults) -> Self {
+        FaultyTransport { id, inner, faults }
+    }
+
+    /// The wrapped transport.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: Transport> Transport for FaultyTransport<T> {
+    fn send(&mut self, to: NodeId, frame: Bytes) -> bool {
+        if self.faults.is_blocked(self.id, to) {
+            tracing::trace!(peer = to, "link cut by fault injection: frame dropped");
+            return false;
+        }
+        self.inner.send(to, frame)
+    }
+
+    async fn recv(&mut self) -> Option<(NodeId, Bytes)> {
+        loop {
+            let (from, frame) = self.inner.recv().await?;
+            if !self.faults.is_blocked(from, self.id) {
+                return Some((from, frame));
+            }
+        }
+    }
+
+    fn set_peer_address(&mut self, id: NodeId, address: &str) {
+        self.inner.set_peer_address(id, address);
+    }
+
+    fn links(&self) -> Vec<PeerLink> {
+        self.inner.links()
+    }
+
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
     }
 }

@@ -56,8 +56,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use raft_core::{
-    Applied, Bytes, Config, Event, Incoming, Index, Instant, MemState, Membership, NodeId, Outgoing,
-    ProposeError, RaftStreamExt, RequestId, RestoreError, Role, StateMachine,
+    Applied, Bytes, Config, Entry, Event, Incoming, Instant, MemState, Membership, NodeId, Outgoing,
+    ProposeError, RaftStreamExt, RequestId, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter,
+    StateMachine,
 };
 use tokio::runtime::Builder;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -261,21 +262,32 @@ fn process_cpu_ns() -> Option<u64> {
 struct Counter(u64);
 
 impl StateMachine for Counter {
-    fn apply(&mut self, _index: Index, _command: &[u8]) -> Bytes {
+    type Error = RestoreError;
+
+    async fn apply(&mut self, _entry: &Entry) -> Result<Bytes, RestoreError> {
         self.0 += 1;
-        Bytes::new()
+        Ok(Bytes::new())
     }
 
-    fn query(&self, _query: &[u8]) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    async fn query(&mut self, _query: &[u8]) -> Result<Bytes, RestoreError> {
+        Ok(Bytes::copy_from_slice(&self.0.to_le_bytes()))
     }
 
-    fn snapshot(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl SnapshotWriter,
+    ) -> Result<(), RestoreError> {
+        Ok(out.write(&self.0.to_le_bytes()).await?)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let bytes = snapshot.try_into().map_err(|_| RestoreError("expected 8 bytes".into()))?;
+    async fn restore(
+        &mut self,
+        _: &SnapshotMeta,
+        from: &mut impl SnapshotReader,
+    ) -> Result<(), RestoreError> {
+        let bytes = from.read_to_end().await?;
+        let bytes = bytes.try_into().map_err(|_| RestoreError("expected 8 bytes".into()))?;
         self.0 = u64::from_le_bytes(bytes);
         Ok(())
     }
@@ -399,7 +411,7 @@ async fn run_node(
     inboxes: Arc<[mpsc::UnboundedSender<Input>]>,
     leader: watch::Sender<Option<NodeId>>,
 ) {
-    let state: MemState<Counter> = MemState::new(Membership::new(voters));
+    let state = (MemState::new(Membership::new(voters)), Counter::default());
     let config = Config { seed: id, max_inflight: 1, snapshot_every: 5000, ..Config::default() };
     // Filled as proposals enter the node, emptied as their outcomes leave it. Both happen in
     // this task, so the lock is never contended.

@@ -1,13 +1,14 @@
-//! [`Simulator`]: a cluster of real [`raft_core::Node`]s in virtual time; `ready.rs` carries
-//! out each node's output.
+//! [`Simulator`]: a cluster of real [`raft_core::Node`]s in virtual time. Each node's output is
+//! carried out by raft-core's own executor ([`raft_core::carry_out`]), watched step by step by
+//! `observer.rs`; `report.rs` records the outcomes.
 
 use std::collections::BTreeMap;
 
 use raft_core::{
-    Bytes, Entry, HardState, Incoming, Instant, Membership, MembershipChange, Node, NodeId, RequestId, Role,
+    carry_out, Bytes, Carried, Checkpoint, Entry, HardState, Incoming, Instant, MemState, Membership,
+    MembershipChange, Node, NodeId, Outgoing, RequestId, Role,
 };
 
-use crate::crash::CrashPoint;
 use crate::error::{invalid, SimError};
 use crate::history::{History, OpKind, OpOutcome, Stamp};
 use crate::invariants::Invariants;
@@ -15,14 +16,19 @@ use crate::kv::KvStore;
 use crate::network::{Envelope, MessageFilter, Network};
 use crate::node::{Running, SimNode};
 use crate::options::ClusterOptions;
+use crate::resolve;
 use crate::rng::SimRng;
 use crate::rule::{Rule, Violation};
-use crate::storage::Storage;
 use crate::trace::{Trace, TraceEvent};
 
-mod ready;
+mod observer;
+mod report;
 
-use self::ready::Work;
+use self::observer::{Stop, Watcher};
+
+fn contract(detail: String) -> SimError {
+    Violation::new(Rule::ReadyContract, detail).into()
+}
 
 /// Deliveries after which [`Simulator::settle`] gives up: the network never went quiet.
 const SETTLE_LIMIT: usize = 100_000;
@@ -68,7 +74,7 @@ impl Simulator {
                 return invalid("node id 0 is reserved; use ids from 1");
             }
             let bootstrap = if membership.contains(id) { membership.clone() } else { Membership::default() };
-            if nodes.insert(id, SimNode::new(Storage::new(bootstrap))).is_some() {
+            if nodes.insert(id, SimNode::new(MemState::new(bootstrap))).is_some() {
                 return invalid(format!("node {id} is listed twice"));
             }
         }
@@ -131,7 +137,7 @@ impl Simulator {
     }
 
     /// The durable storage of a node (running or not).
-    pub fn storage(&self, id: NodeId) -> Option<&Storage> {
+    pub fn storage(&self, id: NodeId) -> Option<&MemState> {
         self.nodes.get(&id).map(|n| &n.storage)
     }
 
@@ -269,8 +275,8 @@ impl Simulator {
     }
 
     /// Arms a crash of node `id` at `point` inside the first [`Ready`](raft_core::Ready) it
-    /// carries out with work at that point (see [`CrashPoint`]).
-    pub fn arm_crash(&mut self, id: NodeId, point: CrashPoint) -> Result<(), SimError> {
+    /// carries out with work at that point (see [`Checkpoint`]).
+    pub fn arm_crash(&mut self, id: NodeId, point: Checkpoint) -> Result<(), SimError> {
         self.require_up(id)?;
         self.sim_node(id)?.crash_at = Some(point);
         Ok(())
@@ -282,7 +288,7 @@ impl Simulator {
         Ok(())
     }
 
-    pub(crate) fn crash_now(&mut self, id: NodeId, point: Option<CrashPoint>) {
+    pub(crate) fn crash_now(&mut self, id: NodeId, point: Option<Checkpoint>) {
         if let Some(node) = self.nodes.get_mut(&id) {
             node.running = None;
             node.crash_at = None;
@@ -303,14 +309,10 @@ impl Simulator {
         }
         node.incarnation += 1;
         config.seed = seed ^ node.incarnation.wrapping_mul(0xA076_1D64_78BD_642F);
-        let initial = node.storage.initial_state();
         let mut machine = KvStore::default();
-        if let Some(snapshot) = node.storage.snapshot() {
-            raft_core::StateMachine::restore(&mut machine, &snapshot.data)
-                .map_err(|e| Violation::new(Rule::ReadyContract, format!("node {id}: {e}")))?;
-        }
-        let applied = initial.applied;
-        let raft = Node::new(id, config, initial).map_err(|e| SimError::Invalid(e.to_string()))?;
+        let raft = resolve::now(raft_core::start(id, config, &mut node.storage, &mut machine))?
+            .map_err(|e| Violation::new(Rule::ReadyContract, format!("node {id} cannot start: {e}")))?;
+        let applied = raft.applied_index();
         // What the node holds (it may drop stored entries it cannot use) must match storage.
         let held = raft.entries(raft.first_index(), raft.last_log_id().index).to_vec();
         let prev_term = raft.term_at(raft.first_index() - 1);
@@ -329,6 +331,33 @@ impl Simulator {
         self.tick(id) // starts the new incarnation's clock
     }
 
+    /// Adds machine `id` to the running simulation and starts it with empty storage, outside
+    /// the configuration, as a spare starts: it waits for a leader to add it (see
+    /// [`MembershipChange::AddVoter`]).
+    ///
+    /// ```
+    /// use raft_core::MembershipChange;
+    /// use testkit::{ClusterOptions, Simulator};
+    /// let mut sim = Simulator::new(ClusterOptions::new([1])).unwrap();
+    /// sim.advance(1_000).unwrap();
+    /// sim.add_node(2).unwrap();
+    /// let change = sim.change_membership(1, MembershipChange::AddVoter(2)).unwrap();
+    /// sim.advance(100).unwrap();
+    /// assert!(sim.history().get(change).unwrap().outcome.is_done());
+    /// assert!(sim.node(2).unwrap().membership().voters.contains(&2));
+    /// assert!(sim.add_node(2).is_err(), "node 2 exists");
+    /// ```
+    pub fn add_node(&mut self, id: NodeId) -> Result<(), SimError> {
+        if id == 0 {
+            return invalid("node id 0 is reserved; use ids from 1");
+        }
+        if self.nodes.contains_key(&id) {
+            return invalid(format!("node {id} already exists"));
+        }
+        self.nodes.insert(id, SimNode::new(MemState::new(Membership::default())));
+        self.restart(id)
+    }
+
     /// Replaces node `id`'s storage with a hard state and a log, and restarts it: sets up
     /// scenarios such as the logs of the Raft paper's Figure 7. The entries are checked
     /// against every log the run has seen (Log Matching).
@@ -342,8 +371,9 @@ impl Simulator {
             self.crash_now(id, None);
         }
         let node = self.sim_node(id)?;
-        let bootstrap = node.storage.initial_state().bootstrap;
-        node.storage = Storage::with_log(bootstrap, hard_state, entries);
+        let bootstrap = node.storage.bootstrap().clone();
+        node.storage = MemState::with_log(bootstrap, hard_state, entries)
+            .map_err(|e| SimError::Invalid(format!("cannot set up node {id}'s log: {e}")))?;
         self.restart(id)
     }
 
@@ -498,20 +528,79 @@ impl Simulator {
 
     /// Takes and carries out the node's Ready until it has none, checking the rules.
     fn flush(&mut self, id: NodeId) -> Result<(), SimError> {
-        loop {
-            let Some(running) = self.nodes.get_mut(&id).and_then(|n| n.running.as_mut()) else {
-                return Ok(());
-            };
-            if !running.node.has_ready() {
-                return Ok(());
+        while self.running(id).is_some_and(|r| r.node.has_ready()) {
+            self.carry_out_one(id)?;
+        }
+        Ok(())
+    }
+
+    /// Carries out one Ready of running node `id` with raft-core's executor, watched by the
+    /// rule checks, and lands an armed crash at its checkpoint.
+    fn carry_out_one(&mut self, id: NodeId) -> Result<(), SimError> {
+        let Some(SimNode { storage, running: Some(running), crash_at, .. }) = self.nodes.get_mut(&id) else {
+            return Ok(());
+        };
+        let Running { node, machine, applied } = running;
+        let (role, term) = (node.role(), node.term());
+        let ready = node.take_ready();
+        let rewrite = (ready.truncate_from, ready.install_snapshot.is_some());
+        let entries = ready.entries.to_vec();
+        let mut watcher = Watcher {
+            id,
+            invariants: &mut self.invariants,
+            crash_at: *crash_at,
+            hard_state_before: storage.hard_state(),
+            applied,
+            installed: Vec::new(),
+            stopped: None,
+        };
+        let mut out = Vec::new();
+        let carried = resolve::now(carry_out(ready, storage, machine, &mut watcher, &mut out))?;
+        let (stopped, installed) = (watcher.stopped.take(), std::mem::take(&mut watcher.installed));
+        let prev_term = entries.first().and_then(|e| node.term_at(e.index - 1));
+        // What the node now holds (taking the Ready may append: the second phase of a joint
+        // change) must be what storage holds once the Ready is persisted.
+        let durable = (HardState { term: node.term(), vote: node.vote() }, node.last_log_id());
+        let stored = (storage.hard_state(), storage.last_log_id());
+        let carried = carried.map_err(|e| contract(format!("node {id}: {e}")))?;
+        if let (Carried::Done(Some(snapshot)), None) = (&carried, &stopped) {
+            node.snapshot_taken(snapshot.clone());
+        }
+
+        self.invariants.ready_taken(id, (role, term), rewrite, &entries, prev_term)?;
+        for index in installed {
+            let note = format!("node {id} installed a snapshot through {index}");
+            self.trace.push(self.now, TraceEvent::Note(note));
+        }
+        let crash = match stopped {
+            Some(Stop::Violation(error)) => return Err(error),
+            Some(Stop::Crash(point)) => Some(point),
+            None => None,
+        };
+        let persisted = !matches!(
+            crash,
+            Some(Checkpoint::BeforePersist | Checkpoint::AfterHardState | Checkpoint::AfterSnapshot)
+        );
+        if persisted && stored != durable {
+            return Err(contract(format!(
+                "after persisting, node {id} holds term {} vote {:?} last log {:?} but storage holds term {} vote \
+                 {:?} last log {:?}",
+                durable.0.term, durable.0.vote, durable.1, stored.0.term, stored.0.vote, stored.1
+            )));
+        }
+        for output in out {
+            match output {
+                Outgoing::Send { to, message } => self.network.send(id, to, message, self.now),
+                Outgoing::Event(event) => self.report(id, event)?,
             }
-            let work = Work::from(running.node.take_ready());
-            let rewrite = (work.truncate_from, work.snapshot.is_some());
-            self.invariants.ready_taken(id, &running.node, rewrite, &work.entries)?;
-            self.carry_out(id, work)?;
-            if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
-                self.invariants.observe(id, &running.node)?;
-            }
+        }
+        if let Some(point) = crash {
+            self.crash_now(id, Some(point));
+            return Ok(());
+        }
+        match self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
+            Some(running) => Ok(self.invariants.observe(id, &running.node)?),
+            None => Ok(()),
         }
     }
 

@@ -4,13 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use raft_core::NodeId;
-use testkit::{ClusterOptions, Command, LinkFaults, Session, SimError, Simulator, StatusTable};
+use testkit::{ClusterOptions, Command, Session, SimError, Simulator, StatusView};
 
 use crate::catalog;
 use crate::cluster_line::cluster_line;
-use crate::input::{self, Input, NodeArg, StatusView};
-use crate::log_view::log_view;
+use crate::input::{self, Input};
 use crate::observer::Observer;
 use crate::pacer::Pacer;
 use crate::recording::Recording;
@@ -18,10 +16,12 @@ use crate::scenario::line_commands;
 use crate::style::Style;
 use crate::table::{node_detail, table};
 
+mod confirm;
 mod files;
-mod network;
-mod requests;
 mod time;
+
+/// What the REPL shows when the cluster has no node yet.
+const NO_NODE: &str = "no node yet: `addnode NAME` adds the first (it forms a cluster of its own)";
 
 /// How a shell presents itself.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,8 +68,9 @@ pub struct Shell {
     recording: Recording,
     /// What `reset` and `seed` start over with.
     base: ClusterOptions,
-    /// The faults of every link, as `drop`, `delay` and `net` left them.
-    faults: LinkFaults,
+    /// The cluster is the one a session starts with when not told otherwise: if the session
+    /// begins with `addnode`, a cluster built from nothing replaces it.
+    default_cluster: bool,
     observer: Observer,
     settings: Settings,
     /// Running while `auto` is on.
@@ -81,16 +82,15 @@ pub struct Shell {
 }
 
 impl Shell {
-    /// A session on a new cluster built with `options`.
+    /// A session on a new cluster built with `options` (without voters: no node yet).
     pub fn new(options: ClusterOptions, settings: Settings) -> Result<Shell, String> {
         let mut session = Session::new();
         session.run_line(&cluster_line(&options)).map_err(|e| e.to_string())?;
-        let sim = session.simulator().expect("a cluster command builds a simulator");
         Ok(Shell {
-            observer: Observer::new(sim),
+            observer: session.simulator().map(Observer::new).unwrap_or_default(),
             recording: Recording::new(options.clone()),
-            faults: options.faults,
             base: options,
+            default_cluster: false,
             session,
             settings,
             pacer: None,
@@ -99,23 +99,33 @@ impl Shell {
         })
     }
 
+    /// A session on the cluster a session starts with when not told otherwise: three nodes
+    /// with this seed. A session that begins with `addnode` builds its cluster from nothing
+    /// instead, as the REPL this project descends from did.
+    pub fn with_default_cluster(seed: u64, settings: Settings) -> Result<Shell, String> {
+        let shell = Shell::new(ClusterOptions { seed, ..ClusterOptions::new([1, 2, 3]) }, settings)?;
+        Ok(Shell { default_cluster: true, ..shell })
+    }
+
     /// A few lines that greet an interactive user.
     pub fn banner(&self) -> String {
-        let sim = self.sim();
-        let ids: Vec<String> = sim.ids().iter().map(NodeId::to_string).collect();
+        let seed = self.base.seed;
+        let head = format!("tuitest: a simulated raft-core cluster in virtual time (seed {seed}).");
+        let help = "`help` lists the commands, `help <command>` explains one; Tab completes; Ctrl-D leaves.";
+        let Some(sim) = self.session.simulator() else { return format!("{head}\n{NO_NODE}.\n{help}\n") };
+        let ids: Vec<String> = sim.ids().iter().map(|&id| self.session.names().show(id)).collect();
         format!(
-            "tuitest: a simulated raft-core cluster in virtual time (seed {}).\n\
-             {} nodes ({}), no leader yet. Time stands still until you `tick`, `run 1s` or `auto on`.\n\
-             `help` lists the commands, `help <command>` explains one; Tab completes; Ctrl-D leaves.\n",
-            sim.options().seed,
+            "{head}\n{} nodes ({}), no leader yet. Time stands still until you `tick`, `run 1s` or `auto on`.\n{help}\n",
             ids.len(),
             ids.join(", ")
         )
     }
 
-    /// The ids of the cluster's nodes.
-    pub fn node_ids(&self) -> Vec<NodeId> {
-        self.sim().ids()
+    /// The words that name the cluster's nodes: ids and names.
+    pub fn node_words(&self) -> Vec<String> {
+        let ids = self.session.simulator().map(Simulator::ids).unwrap_or_default();
+        let names = self.session.names().iter().map(|(_, name)| name.to_string());
+        ids.iter().map(ToString::to_string).chain(names).collect()
     }
 
     /// Runs one line: one or more commands separated by `;`.
@@ -148,7 +158,8 @@ impl Shell {
         reply: &mut Reply,
     ) {
         let result = command(self);
-        self.look();
+        let Shell { session, observer, out, settings, .. } = self;
+        look(session, observer, out, settings.style);
         match result {
             Ok(Flow::Continue) => {}
             Ok(Flow::Quit) => reply.quit = true,
@@ -157,14 +168,6 @@ impl Shell {
                 let location = location.map_or_else(String::new, |l| format!("{l}: "));
                 self.say(self.settings.style.error(&format!("{location}error: {message}")));
             }
-        }
-    }
-
-    /// Reports what changed since the last look.
-    fn look(&mut self) {
-        let sim = self.session.simulator().expect("a shell always has a cluster");
-        for event in self.observer.look(sim, self.settings.style) {
-            self.out.push_str(&event);
         }
     }
 
@@ -179,69 +182,18 @@ impl Shell {
         }
     }
 
-    fn sim(&self) -> &Simulator {
-        self.session.simulator().expect("a shell always has a cluster")
-    }
-
-    fn sim_mut(&mut self) -> &mut Simulator {
-        self.session.simulator_mut().expect("a shell always has a cluster")
-    }
-
-    /// The node `arg` names, which must exist.
-    fn node(&self, arg: NodeArg) -> Result<NodeId, String> {
-        let sim = self.sim();
-        match arg {
-            NodeArg::Leader => {
-                sim.leader().ok_or_else(|| "there is no leader now (`run 1s` gives an election time)".into())
-            }
-            NodeArg::Id(id) if sim.ids().contains(&id) => Ok(id),
-            NodeArg::Id(id) => {
-                let ids: Vec<String> = sim.ids().iter().map(NodeId::to_string).collect();
-                Err(format!("there is no node {id} (the nodes are {})", ids.join(", ")))
-            }
-        }
+    /// The simulator, or why there is none.
+    fn sim(&self) -> Result<&Simulator, String> {
+        self.session.simulator().ok_or_else(|| NO_NODE.to_string())
     }
 
     fn command(&mut self, text: &str) -> Result<Flow, String> {
-        let style = self.settings.style;
-        match input::parse(text)? {
+        match input::parse(text, &self.session)? {
             Input::Help(None) => self.say(catalog::overview()),
             Input::Help(Some(name)) => match catalog::find(&name) {
                 Some(spec) => self.say(spec.help()),
                 None => return Err(format!("no command is called `{name}` (`help` lists them)")),
             },
-            Input::Status(StatusView::Cluster) => self.say(table(self.sim(), &self.node_ids(), style)),
-            Input::Status(StatusView::Node(node)) => {
-                self.say(node_detail(self.sim(), self.node(node)?, style))
-            }
-            Input::Status(StatusView::Full) => self.say(StatusTable(self.sim()).to_string()),
-            Input::Log { node, limit } => self.say(log_view(self.sim(), self.node(node)?, limit, style)),
-            Input::Trace(count) => {
-                let lines: Vec<String> = self.sim().trace().lines().map(ToString::to_string).collect();
-                self.say(lines[lines.len().saturating_sub(count)..].join("\n"));
-            }
-            Input::QueueLen => self.queue_len(),
-            Input::ClearQueue => self.clear_queue()?,
-            Input::Link { connect, from, to, both } => self.link(connect, from, to, both)?,
-            Input::Partition(groups) => self.partition(&groups)?,
-            Input::Isolate(node) => self.change_links(&format!("isolate {}", self.node(node)?))?,
-            Input::Heal => self.change_links("heal")?,
-            Input::DropRate(rate) => self.set_faults(LinkFaults { drop: rate, ..self.faults })?,
-            Input::Delay { min, max } => {
-                self.set_faults(LinkFaults { delay_min: min, delay_max: max, ..self.faults })?
-            }
-            Input::Crash { node, at: None } => self.record(&format!("crash {}", self.node(node)?))?,
-            Input::Crash { node, at: Some(point) } => {
-                self.record(&format!("crash {} at {point}", self.node(node)?))?;
-                self.say(format!("armed: the crash lands inside the node's next Ready with work {point}"));
-            }
-            Input::Restart(node) => self.record(&format!("restart {}", self.node(node)?))?,
-            Input::AddNode(id) => self.add_node(id)?,
-            Input::RemoveNode(node) => self.remove_node(node)?,
-            Input::Transfer { from, to } => self.transfer(from, to)?,
-            Input::Write { command, via } => self.write(&command, via)?,
-            Input::Read { key, via } => self.read(&key, via)?,
-            Input::Run(duration) => self.run_for(duration)?,
             Input::Auto(on) => self.set_auto(on)?,
             Input::Seed(seed) => self.start(ClusterOptions { seed, ..self.base.clone() })?,
             Input::Reset(None) => self.start(self.base.clone())?,
@@ -251,50 +203,81 @@ impl Shell {
             Input::Save(path) => self.save(&path)?,
             Input::Load(path) => return self.load_file(&path),
             Input::Quit => return Ok(Flow::Quit),
-            Input::Scenario(Command::Cluster(options)) => self.start(options)?,
-            Input::Scenario(command) => {
-                let output = self.run_recorded(&command, text)?;
-                if let Command::Faults { link: None, faults } = command {
-                    self.faults = faults;
-                }
-                self.say(output.trim_end());
-            }
+            Input::Scenario(command) => self.scenario(&command, text)?,
         }
         Ok(Flow::Continue)
+    }
+
+    /// Runs a command of the scenario language: `status` as the REPL draws it, `cluster` as
+    /// a new start, the rest on the session, recorded; then says what it did to the network
+    /// or the clock.
+    fn scenario(&mut self, command: &Command, text: &str) -> Result<(), String> {
+        let style = self.settings.style;
+        match command {
+            Command::Cluster(options) => return self.start(options.clone()),
+            Command::Status(StatusView::Cluster) => {
+                let sim = self.sim()?;
+                self.say(table(sim, self.session.names(), &sim.ids(), style));
+                return Ok(());
+            }
+            Command::Status(StatusView::Node(node)) => {
+                let sim = self.sim()?;
+                let id = self.session.node_id(*node).map_err(|e| self.explain(e))?;
+                self.say(node_detail(sim, self.session.names(), id, style));
+                return Ok(());
+            }
+            Command::AddNode { .. } if self.default_cluster && self.recording.is_empty() => {
+                self.replace(ClusterOptions { voters: Vec::new(), ..self.base.clone() })?;
+            }
+            _ => {}
+        }
+        let before = self.before();
+        let output = self.run_recorded(command, text)?;
+        if is_display(command) {
+            self.say(output);
+        } else {
+            let notes: Vec<String> = output.lines().map(|line| format!("  {line}")).collect();
+            self.say(notes.join("\n"));
+        }
+        self.confirm(command, before);
+        Ok(())
     }
 
     /// Starts over on a new cluster built with `options`; they become what `reset` starts
     /// over with.
     fn start(&mut self, options: ClusterOptions) -> Result<(), String> {
-        let fresh = Shell::new(options, self.settings)?;
-        let out = std::mem::take(&mut self.out);
-        *self = Shell { out, loading: self.loading, pacer: self.pacer.take(), ..fresh };
+        self.replace(options)?;
         self.say(format!("new cluster: `{}`", cluster_line(&self.base)));
         Ok(())
     }
 
-    /// Parses `line` (a testkit command) and runs it as [`Shell::run_recorded`] does.
-    fn record(&mut self, line: &str) -> Result<(), String> {
-        let command = Command::parse(line).map_err(|e| e.to_string())?;
-        let output = self.run_recorded(&command, line)?;
-        self.say(output.trim_end());
+    /// Starts over as [`Shell::start`] does, silently.
+    fn replace(&mut self, options: ClusterOptions) -> Result<(), String> {
+        let fresh = Shell::new(options, self.settings)?;
+        let out = std::mem::take(&mut self.out);
+        *self = Shell { out, loading: self.loading, pacer: self.pacer.take(), ..fresh };
         Ok(())
     }
 
-    /// Runs a testkit command and records it (as `text`) if it changed the cluster: when it
-    /// succeeds, and also when it fails after changing the cluster, since the rest of the
-    /// session depends on what it did. Checks that hold are recorded too.
+    /// Runs a command on the session, reporting events as they happen, and records it (as
+    /// `text`) unless it only displays something: when it succeeds, and also when it fails
+    /// after changing the cluster, since the rest of the session depends on what it did.
     fn run_recorded(&mut self, command: &Command, text: &str) -> Result<String, String> {
-        let progress = |sim: &Simulator| (sim.steps(), sim.now(), sim.history().ops().len());
-        let before = progress(self.sim());
-        match self.session.run(command) {
+        let progress = |session: &Session| {
+            session.simulator().map(|sim| (sim.steps(), sim.now(), sim.history().ops().len(), sim.ids()))
+        };
+        let before = progress(&self.session);
+        let Shell { session, observer, out, settings, .. } = self;
+        let style = settings.style;
+        let result = session.run_observed(command, &mut |session| look(session, observer, out, style));
+        match result {
             Ok(output) => {
-                if !matches!(command, Command::Status | Command::Messages) {
+                if !is_display(command) {
                     self.recording.line(text);
                 }
                 Ok(output)
             }
-            Err(error) if progress(self.sim()) != before => {
+            Err(error) if progress(&self.session) != before => {
                 self.recording.line(text);
                 let note =
                     "it changed the cluster before failing, so it is recorded: a saved test fails here too";
@@ -314,6 +297,7 @@ impl Shell {
                     self.session.context()
                 )
             }
+            SimError::Invalid(message) => message,
             error => error.to_string(),
         }
     }
@@ -322,6 +306,9 @@ impl Shell {
     fn set_auto(&mut self, on: bool) -> Result<(), String> {
         if on && !self.settings.realtime {
             return Err("`auto` needs an interactive terminal; in a script, `run` lets time pass".into());
+        }
+        if on {
+            self.sim()?;
         }
         self.pacer = on.then(Pacer::default);
         let state =
@@ -334,12 +321,29 @@ impl Shell {
     /// pass in the cluster too; returns what happened (empty when nothing did).
     pub fn catch_up(&mut self, now: Instant) -> String {
         let Some(ms) = self.pacer.as_mut().map(|pacer| pacer.elapsed(now)) else { return String::new() };
-        if let Err(error) = self.drive(ms, |_| false) {
+        if let Err(error) = self.advance(ms) {
             self.pacer = None;
             self.say(self.settings.style.error(&format!("error: {error}\n`auto` is off")));
         }
         std::mem::take(&mut self.out)
     }
+}
+
+/// Reports what changed since the observer's last look.
+fn look(session: &Session, observer: &mut Observer, out: &mut String, style: Style) {
+    if let Some(sim) = session.simulator() {
+        for event in observer.look(sim, session.names(), style) {
+            out.push_str(&event);
+        }
+    }
+}
+
+/// Whether `command` only shows something (and is not recorded).
+fn is_display(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status(_) | Command::Log { .. } | Command::Trace(_) | Command::QueueLen | Command::Messages
+    )
 }
 
 #[cfg(test)]
@@ -365,7 +369,7 @@ mod tests {
         shell.execute("auto off");
         assert_eq!(shell.catch_up(start + Duration::from_secs(9)), "");
         assert_eq!(shell.recording.commands()[1..], ["advance 1000ms"]);
-        assert_eq!(shell.sim().now(), 1_000);
+        assert_eq!(shell.sim().unwrap().now(), 1_000);
     }
 
     #[test]
@@ -376,16 +380,13 @@ mod tests {
     }
 
     #[test]
-    fn displays_are_not_recorded_and_node_ids_are_resolved() {
+    fn displays_are_not_recorded_and_commands_are_recorded_as_typed() {
         let mut shell = shell(false);
-        let reply =
-            shell.execute("run 1s; status; log leader; trace 3; queuelen; put x 1; expect 3 is leader");
-        assert_eq!(reply.failures, 0, "{}", reply.output);
-        let commands = shell.recording.commands();
-        assert_eq!(
-            commands[1..],
-            ["advance 1000ms", "propose 3 \"x=1\"", "advance 2ms", "expect 3 is leader"]
+        let reply = shell.execute(
+            "run 1s; status; diagnostics 2; log leader; trace 3; queuelen; messages; put x 1; expect 3 is leader",
         );
+        assert_eq!(reply.failures, 0, "{}", reply.output);
+        assert_eq!(shell.recording.commands()[1..], ["run 1s", "put x 1", "expect 3 is leader"]);
     }
 
     #[test]
@@ -403,22 +404,52 @@ mod tests {
         shell.execute("run 1s; seed 7");
         assert_eq!(shell.recording.commands(), ["cluster [1, 2, 3] with { seed=7 }"]);
         shell.execute("reset 5");
-        assert_eq!(shell.node_ids(), [1, 2, 3, 4, 5]);
+        assert_eq!(shell.node_words(), ["1", "2", "3", "4", "5"]);
         assert_eq!(shell.recording.commands(), ["cluster [1, 2, 3, 4, 5] with { seed=7 }"]);
     }
 
     #[test]
-    fn a_new_node_joins_a_replayed_session() {
+    fn a_new_node_joins_the_running_cluster() {
         let mut shell = shell(false);
         let reply = shell.execute("run 1s; put x 1; crash 1; addnode; status");
         assert_eq!(reply.failures, 0, "{}", reply.output);
-        let commands = shell.recording.commands();
-        assert_eq!(commands[0], "cluster [1, 2, 3] with { seed=0, spares=[4] }");
-        assert!(commands.contains(&"change 3 add_voter 4".to_string()), "{commands:?}");
+        assert_eq!(shell.recording.commands()[0], "cluster [1, 2, 3] with { seed=0 }");
         assert!(
             reply.output.contains("add_voter 4 at node 3: changed to voters {1, 2, 3, 4}"),
             "{}",
             reply.output
         );
+    }
+
+    #[test]
+    fn a_session_that_begins_with_addnode_builds_its_cluster_from_nothing() {
+        let settings = Settings { style: Style::plain(), realtime: false };
+        let mut shell = Shell::with_default_cluster(4, settings).unwrap();
+        let reply = shell.execute("addnode first; addnode second");
+        assert_eq!(reply.failures, 0, "{}", reply.output);
+        assert!(
+            reply.output.starts_with("        0 ms  node 1 (first): started as Follower"),
+            "{}",
+            reply.output
+        );
+        assert_eq!(shell.node_words(), ["1", "2", "first", "second"]);
+        assert_eq!(
+            shell.recording.commands(),
+            ["cluster [] with { seed=4 }", "addnode first", "addnode second"]
+        );
+        let mut explicit = Shell::new(ClusterOptions::new([1, 2, 3]), settings).unwrap();
+        assert_eq!(explicit.execute("addnode first").failures, 1, "no leader yet to add it through");
+    }
+
+    #[test]
+    fn a_cluster_without_nodes_says_how_to_add_one() {
+        let settings = Settings { style: Style::plain(), realtime: false };
+        let mut shell = Shell::new(ClusterOptions::new([]), settings).unwrap();
+        assert!(shell.banner().contains(NO_NODE), "{}", shell.banner());
+        for line in ["status", "run 1s", "diagnostics 1"] {
+            let reply = shell.execute(line);
+            assert_eq!(reply.failures, 1, "{line}");
+            assert!(reply.output.contains("addnode NAME"), "{line}: {}", reply.output);
+        }
     }
 }

@@ -13,24 +13,68 @@ use alloc::vec;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use futures::executor::block_on;
+
 use super::election::Campaign;
 use super::*;
+use crate::event::Outgoing;
 use crate::message::{AppendEntries, AppendResponse, RequestVote, VoteResponse};
+use crate::storage::{MemState, StateMachine};
 use crate::types::{Entry, Payload, SnapshotMeta};
 
-/// A few nodes wired through a FIFO network that the test controls.
+/// A few nodes wired through a FIFO network that the test controls. Each node's `Ready` is
+/// carried out by the executor ([`carry_out`](crate::carry_out)) against a [`MemState`] and a
+/// [`Recorder`].
 pub(super) struct Net {
     pub(super) nodes: BTreeMap<NodeId, Node>,
+    /// Each node's log store and state machine.
+    pub(super) stores: BTreeMap<NodeId, (MemState, Recorder)>,
     /// Messages in flight: (from, to, message).
     pub(super) wire: VecDeque<(NodeId, NodeId, Message)>,
     /// Links that drop messages (both directions are listed separately).
     pub(super) cut: Vec<(NodeId, NodeId)>,
-    /// Applied entries per node.
-    pub(super) applied: BTreeMap<NodeId, Vec<Entry>>,
     pub(super) events: BTreeMap<NodeId, Vec<Event>>,
-    /// Snapshots installed from a leader, per node.
-    pub(super) installed: BTreeMap<NodeId, Vec<SnapshotMeta>>,
     pub(super) now: u64,
+}
+
+/// The rule tests' state machine: records the entries applied and the snapshots restored, and
+/// answers a query with the query itself.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Recorder {
+    pub(super) applied: Vec<Entry>,
+    pub(super) installed: Vec<SnapshotMeta>,
+}
+
+impl StateMachine for Recorder {
+    type Error = crate::RestoreError;
+
+    async fn apply(&mut self, entry: &Entry) -> Result<Bytes, Self::Error> {
+        self.applied.push(entry.clone());
+        Ok(Bytes::new())
+    }
+
+    async fn query(&mut self, query: &[u8]) -> Result<Bytes, Self::Error> {
+        Ok(Bytes::copy_from_slice(query))
+    }
+
+    async fn build_snapshot(
+        &mut self,
+        _: &SnapshotMeta,
+        out: &mut impl crate::SnapshotWriter,
+    ) -> Result<(), Self::Error> {
+        Ok(out.write(b"state").await?)
+    }
+
+    async fn restore(
+        &mut self,
+        meta: &SnapshotMeta,
+        from: &mut impl crate::SnapshotReader,
+    ) -> Result<(), Self::Error> {
+        from.read_to_end().await?;
+        self.applied.clear();
+        self.installed.push(meta.clone());
+        Ok(())
+    }
 }
 
 pub(super) fn config() -> Config {
@@ -52,37 +96,59 @@ impl Net {
     }
 
     pub(super) fn with_config(ids: &[NodeId], config: Config) -> Self {
-        let membership = Membership::new(ids.iter().copied());
-        let nodes = ids
-            .iter()
-            .map(|&id| {
-                let initial = InitialState { bootstrap: membership.clone(), ..InitialState::default() };
-                let mut node = Node::new(id, config.clone(), initial).unwrap();
-                node.step(Incoming::Tick(Instant(0)));
-                (id, node)
-            })
-            .collect();
-        Net {
-            nodes,
+        let mut net = Net {
+            nodes: BTreeMap::new(),
+            stores: BTreeMap::new(),
             wire: VecDeque::new(),
             cut: Vec::new(),
-            applied: BTreeMap::new(),
             events: BTreeMap::new(),
-            installed: BTreeMap::new(),
             now: 0,
+        };
+        let membership = Membership::new(ids.iter().copied());
+        for &id in ids {
+            net.start(id, config.clone(), MemState::new(membership.clone()));
         }
+        net
     }
 
     /// Adds a node that starts with an empty configuration and waits to be added.
     pub(super) fn add_blank_node(&mut self, id: NodeId) {
         let config = self.nodes.values().next().map(|n| n.config.clone()).unwrap_or_else(config);
-        let mut node = Node::new(id, config, InitialState::default()).unwrap();
+        self.start(id, config, MemState::default());
+    }
+
+    /// Starts node `id` from a log store, as the executor does.
+    pub(super) fn start(&mut self, id: NodeId, config: Config, mut log: MemState) {
+        let mut machine = Recorder::default();
+        let mut node = block_on(crate::start(id, config, &mut log, &mut machine)).unwrap();
         node.step(Incoming::Tick(Instant(self.now)));
         self.nodes.insert(id, node);
+        self.stores.insert(id, (log, machine));
+    }
+
+    /// Restarts node `id` from `log`, as if its process had died and storage held that. The
+    /// state machine is rebuilt: applied entries are forgotten.
+    pub(super) fn restart(&mut self, id: NodeId, log: MemState) {
+        let config = self.nodes[&id].config.clone();
+        self.start(id, config, log);
+    }
+
+    /// Restarts node `id` with its term, vote and snapshot, but with its log cut after `last`:
+    /// storage lost the writes after it, acknowledged or not (a disk that lied about fsync).
+    /// The state machine restarts from the snapshot.
+    pub(super) fn restart_with_log_through(&mut self, id: NodeId, last: Index) {
+        let mut log = self.stores[&id].0.clone();
+        block_on(crate::LogStore::write_log(&mut log, Some(last + 1), &[])).unwrap();
+        self.restart(id, log);
     }
 
     pub(super) fn node(&self, id: NodeId) -> &Node {
         &self.nodes[&id]
+    }
+
+    /// The snapshots node `id` installed from a leader.
+    pub(super) fn installed(&self, id: NodeId) -> &[SnapshotMeta] {
+        &self.stores[&id].1.installed
     }
 
     pub(super) fn step(&mut self, id: NodeId, input: Incoming) {
@@ -90,32 +156,16 @@ impl Net {
         self.flush(id);
     }
 
-    /// Takes a node's Ready: messages onto the wire, applied entries and events recorded.
+    /// Carries out a node's Ready: messages onto the wire, events recorded.
     pub(super) fn flush(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).unwrap();
-        while node.has_ready() {
-            let ready = node.take_ready();
-            if let Some(snapshot) = &ready.snapshot {
-                self.installed.entry(id).or_default().push(snapshot.meta.clone());
-                self.applied.entry(id).or_default().clear();
-            }
-            for (to, message) in ready.messages {
-                self.wire.push_back((id, to, message));
-            }
-            let mut proposals = ready.proposals.iter().peekable();
-            for entry in ready.apply {
-                if let Some(&(index, request)) = proposals.next_if(|(index, _)| *index == entry.index) {
-                    let result = Ok(crate::event::Applied { index, response: Bytes::new() });
-                    self.events.entry(id).or_default().push(Event::Proposal { id: request, result });
-                }
-                self.applied.entry(id).or_default().push(entry.clone());
-            }
-            for read in ready.reads {
-                self.events.entry(id).or_default().push(Event::Read { id: read.id, result: Ok(read.query) });
-            }
-            self.events.entry(id).or_default().extend(ready.events);
-            if let Some(meta) = ready.take_snapshot {
-                node.snapshot_taken(Snapshot { meta, data: Bytes::from_static(b"state") });
+        let (log, machine) = self.stores.get_mut(&id).unwrap();
+        let mut out = Vec::new();
+        block_on(crate::advance(node, log, machine, &mut out)).unwrap();
+        for output in out {
+            match output {
+                Outgoing::Send { to, message } => self.wire.push_back((id, to, message)),
+                Outgoing::Event(event) => self.events.entry(id).or_default().push(event),
             }
         }
     }
@@ -172,10 +222,10 @@ impl Net {
     }
 
     pub(super) fn commands(&self, id: NodeId) -> Vec<Bytes> {
-        self.applied
-            .get(&id)
-            .into_iter()
-            .flatten()
+        self.stores[&id]
+            .1
+            .applied
+            .iter()
             .filter_map(|e| match &e.payload {
                 Payload::Command(c) => Some(c.clone()),
                 _ => None,

@@ -88,3 +88,32 @@ fn a_forwarded_read_whose_request_is_lost_times_out() {
     assert_eq!(read_outcome(&net, 2, 4), Some(Err(ReadError::Timeout)));
     assert_eq!(net.node(2).leader(), Some(1), "the leader did not change meanwhile");
 }
+
+#[test]
+fn a_drift_bound_past_100_percent_without_lease_reads_does_not_overflow() {
+    // `Config::validate` checks the drift bound only when lease reads are on, but every
+    // confirmed round computes the lease: `100 - drift` used to underflow and panic.
+    let config = Config { lease_clock_drift_percent: 250, ..config() };
+    assert!(config.validate().is_ok());
+    let mut net = Net::with_config(&[1, 2, 3], config);
+    net.elect(1);
+    net.step(1, Incoming::Read { id: 1, query: cmd("q") });
+    net.settle();
+    assert_eq!(read_outcome(&net, 1, 1), Some(Ok(cmd("q"))));
+}
+
+#[test]
+fn a_read_index_that_is_never_applied_does_not_hold_back_later_reads() {
+    // A faulty or hostile leader answers one forwarded read with an index that will never be
+    // applied here; the reads answered after it must still be served once their index is.
+    let mut node = follower_with_log(&[1], 1);
+    node.step(message(2, append(1, LogId::new(1, 1), vec![], 1)));
+    node.step(Incoming::Read { id: 1, query: cmd("never") });
+    node.step(Incoming::Read { id: 2, query: cmd("served") });
+    let _ = node.take_ready();
+    let answer = |request, index| Message::ReadIndexResponse { term: 1, request, index: Some(index) };
+    node.step(message(2, answer(1, 1 << 40)));
+    node.step(message(2, answer(2, 1)));
+    let ready = node.take_ready();
+    assert_eq!(ready.reads, [crate::ReadyRead { id: 2, query: cmd("served") }]);
+}

@@ -1,6 +1,7 @@
 //! Log replication and commit (Raft §5.3, §5.4.2).
 
 use super::*;
+use crate::event::ReplicationState;
 
 #[test]
 fn accept_new_entries_and_learn_commit_up_to_the_last_new_entry() {
@@ -286,4 +287,99 @@ fn diagnostics_report_the_whole_view() {
     assert_eq!(report.peers.len(), 2);
     assert!(report.peers.iter().all(|p| p.match_index == 1 && p.next_index == 2));
     assert_eq!(report.membership, Membership::new([1, 2, 3]));
+}
+
+// ----- a follower whose storage lost acknowledged entries ----------------------------------
+
+fn lost_entries_events(net: &Net, leader: NodeId) -> Vec<Event> {
+    let lost = |e: &&Event| matches!(e, Event::FollowerLostEntries { .. });
+    net.events(leader).iter().filter(lost).cloned().collect()
+}
+
+fn peer_diagnostics(net: &Net, leader: NodeId, peer: NodeId) -> crate::event::PeerDiagnostics {
+    net.node(leader).diagnostics().peers.into_iter().find(|p| p.id == peer).unwrap()
+}
+
+#[test]
+fn a_follower_that_lost_acknowledged_entries_catches_up_without_an_election() {
+    // Found by security review: the leader kept the old match index and took every rejection
+    // at or below it for a stale one, so the follower stayed behind until leadership changed.
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    for i in 0..5 {
+        net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+    }
+    net.settle();
+    assert_eq!(net.node(3).commit_index(), 6);
+    let term = net.node(1).term();
+    net.restart_with_log_through(3, 2);
+    assert_eq!((net.node(3).last_log_id().index, net.node(3).commit_index()), (2, 0));
+    net.advance(200);
+    assert_eq!(net.node(3).last_log_id(), net.node(1).last_log_id());
+    assert_eq!(net.node(3).commit_index(), 6, "its commit index advances again");
+    assert_eq!(net.commands(3).len(), 5, "and it applies the lost entries again");
+    assert_eq!((net.leaders(), net.node(1).term()), (vec![1], term), "without any leadership change");
+    let warning = Event::FollowerLostEntries { peer: 3, match_index: 6, first_missing: 3 };
+    assert_eq!(lost_entries_events(&net, 1), [warning]);
+    let peer = peer_diagnostics(&net, 1, 3);
+    assert_eq!((peer.lost_entries, peer.match_index, peer.state), (1, 6, ReplicationState::Replicate));
+    assert_eq!(net.node(1).commit_index(), 6, "the leader's commit index never went back");
+}
+
+#[test]
+fn a_late_duplicate_rejection_does_not_lower_the_match_index() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..5 {
+        net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+    }
+    net.settle();
+    net.heal();
+    // The next heartbeat finds node 3 behind. Its rejection is duplicated: one copy arrives at
+    // once (the leader backtracks and catches it up), the other only afterwards.
+    net.now += 60;
+    net.step(1, Incoming::Tick(Instant(net.now)));
+    let mut late = None;
+    while let Some((from, to, m)) = net.wire.pop_front() {
+        let conflict =
+            matches!(&m, Message::AppendResponse(r) if matches!(r.result, AppendResult::Conflict { .. }));
+        if from == 3 && conflict && late.is_none() {
+            late = Some(m.clone());
+        }
+        net.step(to, message(from, m));
+    }
+    assert_eq!(peer_diagnostics(&net, 1, 3).match_index, 6, "caught up");
+    let late = late.expect("node 3 rejected the heartbeat");
+    assert!(matches!(&late, Message::AppendResponse(r) if r.result == AppendResult::Conflict {
+        rejected: 6,
+        hint: LogId::new(0, 2)
+    }));
+    net.step(1, message(3, late));
+    let peer = peer_diagnostics(&net, 1, 3);
+    assert_eq!((peer.match_index, peer.state, peer.lost_entries), (6, ReplicationState::Replicate, 0));
+    assert!(lost_entries_events(&net, 1).is_empty(), "a late rejection proves nothing");
+}
+
+#[test]
+fn lost_entries_below_the_leaders_first_index_come_back_in_a_snapshot() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    for i in 0..10 {
+        net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+    }
+    net.settle();
+    net.step(1, Incoming::Compact);
+    assert_eq!(net.node(1).first_index(), 12, "only the leader compacted");
+    net.restart_with_log_through(3, 3);
+    net.advance(200);
+    let installed: Vec<Index> = net.installed(3).iter().map(|m| m.last.index).collect();
+    assert_eq!(installed, [11], "the entries it lost are only in the leader's snapshot");
+    assert_eq!(net.node(3).commit_index(), 11);
+    let warning = Event::FollowerLostEntries { peer: 3, match_index: 11, first_missing: 4 };
+    assert_eq!(lost_entries_events(&net, 1), [warning]);
+    assert_eq!(net.leaders(), [1]);
+    net.step(1, Incoming::Propose { id: 99, command: cmd("after") });
+    net.settle();
+    assert_eq!(net.commands(3).last(), Some(&cmd("after")), "normal replication resumed");
 }

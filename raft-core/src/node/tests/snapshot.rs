@@ -32,7 +32,7 @@ fn lagging_follower_receives_a_chunked_snapshot_then_entries() {
     assert!(net.node(1).first_index() > 1, "the leader compacted what node 3 lacks");
     net.heal();
     net.advance(500);
-    let installed = &net.installed[&3];
+    let installed = net.installed(3);
     assert_eq!(installed.len(), 1);
     assert!(installed[0].last.index >= 15);
     assert_eq!(installed[0].membership, Membership::new([1, 2, 3]));
@@ -51,9 +51,9 @@ fn compact_on_request_and_restart_from_the_snapshot() {
     }
     net.step(1, Incoming::Compact);
     assert_eq!(net.node(1).first_index(), 7);
-    let snapshot = Snapshot {
+    let snapshot = SnapshotInfo {
         meta: SnapshotMeta { last: LogId::new(net.node(1).term(), 6), membership: Membership::new([1]) },
-        data: Bytes::from_static(b"state"),
+        size: 5,
     };
     let initial = InitialState { snapshot: Some(snapshot), applied: 6, ..InitialState::default() };
     let restarted = Node::new(1, config(), initial).unwrap();
@@ -80,7 +80,7 @@ fn a_stale_leader_caught_up_by_snapshot_never_claims_its_proposal_committed() {
     net.advance(100);
     net.heal();
     net.advance(500);
-    assert_eq!(net.installed[&1].len(), 1, "the old leader caught up by snapshot");
+    assert_eq!(net.installed(1).len(), 1, "the old leader caught up by snapshot");
     let outcome = net.events(1).iter().find_map(|e| match e {
         Event::Proposal { id: 7, result } => Some(result.clone()),
         _ => None,
@@ -158,9 +158,24 @@ fn compaction_carries_the_configuration_past_a_later_truncation() {
     let ready = node.take_ready();
     let meta = ready.take_snapshot.clone().expect("a snapshot at the applied index");
     assert_eq!(meta.membership, learner);
-    node.snapshot_taken(Snapshot { meta, data: cmd("s") });
+    node.snapshot_taken(SnapshotInfo { meta, size: 1 });
     // A new leader replaces the uncommitted entry 4.
     node.step(message(3, append(2, LogId::new(1, 3), vec![entry(2, 4)], 3)));
     assert_eq!(node.last_log_id(), LogId::new(2, 4));
     assert_eq!(*node.membership(), learner, "still the compacted configuration, not the bootstrap one");
+}
+
+#[test]
+fn a_snapshot_from_a_later_term_than_its_sender_is_refused() {
+    // A leader of term 2 cannot hold an entry of term 5. Installed, such a snapshot would give
+    // the follower a last log term above its current term: it would refuse its vote to every
+    // honest candidate, and entries appended after it would break the term order of the log.
+    let mut node = follower_with_log(&[1], 1);
+    let meta = SnapshotMeta { last: LogId::new(5, 10), membership: Membership::new([1, 2, 3]) };
+    let chunk = InstallSnapshot { term: 2, meta, offset: 0, data: cmd("s"), done: true };
+    node.step(message(2, Message::InstallSnapshot(chunk.into())));
+    let ready = node.take_ready();
+    assert!(ready.install_snapshot.is_none() && ready.snapshot_chunks.is_empty());
+    assert!(ready.events.contains(&Event::Dropped { from: 2, reason: DropReason::Malformed }));
+    assert_eq!((node.last_log_id(), node.term()), (LogId::new(1, 1), 2));
 }
