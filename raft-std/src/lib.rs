@@ -33,7 +33,9 @@
 //! follower, a linearizable read, a partition:
 //!
 //! ```
-//! use raft_core::{Bytes, Entry, Payload, RestoreError, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine};
+//! use raft_core::{
+//!     Bytes, Entry, MemState, Payload, RestoreError, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+//! };
 //! use raft_std::{ChannelNetwork, NodeConfig, RaftNode};
 //!
 //! /// Adds up the numbers it is sent.
@@ -68,15 +70,15 @@
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let data = tempfile::tempdir()?;
 //! let network = ChannelNetwork::new();
 //! let mut nodes = Vec::new();
 //! for id in 1..=3 {
-//!     let mut config = NodeConfig::new(id, data.path().join(id.to_string()));
+//!     let mut config = NodeConfig::new(id);
 //!     for peer in (1..=3).filter(|&peer| peer != id) {
 //!         config.peers.insert(peer, format!("node-{peer}")); // channels need no address
 //!     }
-//!     nodes.push(RaftNode::start(config, Counter::default(), network.join(id)).await?);
+//!     let log = MemState::new(config.bootstrap()); // in memory; FileState keeps it on disk
+//!     nodes.push(RaftNode::start(config, log, Counter::default(), network.join(id)).await?);
 //! }
 //!
 //! // Any node takes writes; the first waits for the election.
@@ -97,8 +99,9 @@
 //! # }
 //! ```
 //!
-//! Across processes, give each node a [`TcpTransport`] instead of `network.join(id)`, and
-//! the peers' `host:port` in [`NodeConfig::peers`].
+//! Across processes, give each node a [`FileState`] in its data directory instead of a
+//! `MemState`, a [`TcpTransport`] instead of `network.join(id)`, and the peers' `host:port` in
+//! [`NodeConfig::peers`].
 //!
 //! ## Bounded by default
 //!

@@ -4,14 +4,16 @@
 
 use futures::{stream, StreamExt, TryStreamExt};
 use raft_core::{Bytes, Diagnostics};
-use raft_std::{ChannelNetwork, NodeConfig, RaftNode, DEFAULT_SNAPSHOT_EVERY};
+use raft_std::{ChannelNetwork, FileState, NodeConfig, RaftNode, StorageOptions, DEFAULT_SNAPSHOT_EVERY};
 
 const WRITES: u64 = 10_000;
 
 async fn start(dir: &std::path::Path) -> RaftNode {
     // A single voter: any transport will do.
     let transport = ChannelNetwork::new().join(1);
-    RaftNode::start(NodeConfig::new(1, dir), Vec::<Bytes>::new(), transport).await.expect("the node starts")
+    let config = NodeConfig::new(1);
+    let log = FileState::open(dir, config.bootstrap(), StorageOptions::default()).expect("the store opens");
+    RaftNode::start(config, log, Vec::<Bytes>::new(), transport).await.expect("the node starts")
 }
 
 async fn diagnostics(node: &RaftNode) -> Diagnostics {

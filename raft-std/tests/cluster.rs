@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use raft_core::{Bytes, MembershipError, NodeId};
-use raft_std::{ChannelNetwork, NodeConfig, RaftNode, RequestError};
+use raft_std::{ChannelNetwork, FileState, NodeConfig, RaftNode, RequestError, StorageOptions};
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -19,12 +19,17 @@ impl Cluster {
 
     /// Starts node `id`: a founder (with `peers` as fellow voters) or, with `join`, a newcomer.
     async fn start(&self, id: NodeId, peers: &[NodeId], join: bool) -> RaftNode {
-        let mut config = NodeConfig::new(id, self.dir.path().join(id.to_string()));
+        let mut config = NodeConfig::new(id);
         config.peers =
             peers.iter().filter(|&&peer| peer != id).map(|&peer| (peer, format!("node-{peer}"))).collect();
         config.join = join;
         config.catch_up_timeout = Duration::from_secs(2);
-        RaftNode::start(config, Vec::<Bytes>::new(), self.network.join(id)).await.expect("the node starts")
+        let dir = self.dir.path().join(id.to_string());
+        let log =
+            FileState::open(dir, config.bootstrap(), StorageOptions::default()).expect("the store opens");
+        RaftNode::start(config, log, Vec::<Bytes>::new(), self.network.join(id))
+            .await
+            .expect("the node starts")
     }
 }
 

@@ -116,6 +116,9 @@ pub fn check_address(address: &str) -> Result<(), String> {
 pub struct NodePlan {
     pub http: SocketAddr,
     pub config: NodeConfig,
+    /// The data directory and how to store in it.
+    pub data: PathBuf,
+    pub storage: StorageOptions,
     pub tcp: TcpConfig,
     pub fault_injection: bool,
 }
@@ -134,7 +137,7 @@ impl NodeArgs {
             return Err(format!("--peers lists this node's own id {} ({})", id, peer.address));
         }
         let tcp = TcpConfig::new(self.cluster_id, listen);
-        let mut config = NodeConfig::new(id, data);
+        let mut config = NodeConfig::new(id);
         config.peers = self.peers.into_iter().map(|p| (p.id, p.address)).collect();
         config.join = self.join;
         config.raft = Config {
@@ -145,7 +148,7 @@ impl NodeArgs {
             ..Config::default()
         };
         config.raft.validate().map_err(|e| format!("invalid timeouts: {e}"))?;
-        config.storage = StorageOptions {
+        let storage = StorageOptions {
             fsync: match self.fsync {
                 Fsync::Always => FsyncPolicy::Always,
                 Fsync::Never => FsyncPolicy::Never,
@@ -153,7 +156,7 @@ impl NodeArgs {
             ..StorageOptions::default()
         };
         config.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
-        Ok(NodePlan { http, config, tcp, fault_injection: self.fault_injection })
+        Ok(NodePlan { http, config, data, storage, tcp, fault_injection: self.fault_injection })
     }
 }
 

@@ -19,7 +19,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use raft_std::{Faults, FaultyTransport, RaftNode, TcpTransport};
+use raft_std::{Faults, FaultyTransport, FileState, RaftNode, TcpTransport};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -49,7 +49,7 @@ async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let NodePlan { http, config, tcp, fault_injection } = args.plan()?;
+    let NodePlan { http, config, data, storage, tcp, fault_injection } = args.plan()?;
     let metrics = metrics::install()?;
     let listen = tcp.listen;
     let transport = TcpTransport::bind(config.id, tcp)
@@ -59,7 +59,10 @@ async fn serve(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Without --fault-injection nobody holds the handle, so no link is ever cut.
     let faults = Faults::default();
     let transport = FaultyTransport::new(config.id, transport, faults.clone());
-    let node = RaftNode::start(config, KvStore::default(), transport).await?;
+    let bootstrap = config.bootstrap();
+    let log = tokio::task::spawn_blocking(move || FileState::open(data, bootstrap, storage)).await??;
+    log.label_metrics(config.id)?;
+    let node = RaftNode::start(config, log, KvStore::default(), transport).await?;
     let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot serve HTTP on {http}: {e}"))?;
     tracing::info!(%http, %raft, "serving the HTTP API");
     let faults = fault_injection.then_some(faults);

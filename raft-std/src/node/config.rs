@@ -2,12 +2,9 @@
 //! state machine and the transport.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use raft_core::{Config, Membership, NodeId};
-
-use crate::storage::StorageOptions;
 
 /// The snapshot policy [`NodeConfig::new`] sets: a snapshot, and log compaction, after every
 /// 10,000 applied entries (raft-core's own default, 0, never compacts).
@@ -21,7 +18,7 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 ///
 /// ```
 /// use raft_std::NodeConfig;
-/// let mut config = NodeConfig::new(1, "./data/1");
+/// let mut config = NodeConfig::new(1);
 /// config.peers.insert(2, "127.0.0.1:7002".into());
 /// config.peers.insert(3, "127.0.0.1:7003".into());
 /// assert_eq!(config.bootstrap().voters.len(), 3);
@@ -38,16 +35,12 @@ pub struct NodeConfig {
     /// Start with an empty configuration and wait to be added to an existing cluster (see
     /// [`RaftNode::add_member`](crate::RaftNode::add_member)).
     pub join: bool,
-    /// Where the log, term, vote and snapshots live.
-    pub data_dir: PathBuf,
     /// Timeouts, limits and features of the protocol: raft-core's defaults, except
     /// `snapshot_every`, the snapshot policy, which is [`DEFAULT_SNAPSHOT_EVERY`] (0 turns
     /// automatic snapshots off: the log then grows until [`RaftNode::compact`] is called).
     ///
     /// [`RaftNode::compact`]: crate::RaftNode::compact
     pub raft: Config,
-    /// Storage tuning (fsync policy, segment size).
-    pub storage: StorageOptions,
     /// How long a request may take before it fails with a timeout (default 5 s).
     pub request_timeout: Duration,
     /// How long [`RaftNode::add_member`](crate::RaftNode::add_member) waits for a new learner
@@ -59,15 +52,13 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Defaults for node `id`, storing its state in `data_dir`, with no peers yet.
-    pub fn new(id: NodeId, data_dir: impl Into<PathBuf>) -> Self {
+    /// Defaults for node `id`, with no peers yet.
+    pub fn new(id: NodeId) -> Self {
         NodeConfig {
             id,
             peers: BTreeMap::new(),
             join: false,
-            data_dir: data_dir.into(),
             raft: Config { snapshot_every: DEFAULT_SNAPSHOT_EVERY, ..Config::default() },
-            storage: StorageOptions::default(),
             request_timeout: Duration::from_secs(5),
             catch_up_timeout: Duration::from_secs(30),
             catch_up_margin: 100,
@@ -75,6 +66,8 @@ impl NodeConfig {
     }
 
     /// The configuration of a new cluster: this node and its peers, or nobody when joining.
+    /// Hand it to the log store when it is created (e.g.
+    /// [`FileState::open`](crate::FileState::open)); a store keeps the one it was created with.
     pub fn bootstrap(&self) -> Membership {
         if self.join {
             Membership::default()

@@ -89,7 +89,8 @@ pub enum StartError {
     /// The protocol configuration or node id is unusable.
     #[error("invalid configuration: {0}")]
     Config(raft_core::ConfigError),
-    /// The data directory could not be opened or recovered.
-    #[error(transparent)]
-    Storage(#[from] crate::StorageError),
+    /// The node's state could not be loaded: the log store failed, holds something
+    /// inconsistent, or the state machine could not be restored from the snapshot.
+    #[error("cannot load the node's state: {0}")]
+    Storage(String),
 }

@@ -52,15 +52,17 @@ impl RaftNode {
     ///
     /// ```
     /// use raft_core::Bytes;
+    /// use raft_core::MemState;
     /// use raft_std::{ChannelNetwork, NodeConfig, RaftNode};
     ///
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let (data, network) = (tempfile::tempdir()?, ChannelNetwork::new());
+    /// let network = ChannelNetwork::new();
     /// let start = |id, join| {
-    ///     let mut config = NodeConfig::new(id, data.path().join(id.to_string()));
+    ///     let mut config = NodeConfig::new(id);
     ///     config.join = join; // a newcomer waits to be added
-    ///     RaftNode::start(config, Vec::<Bytes>::new(), network.join(id))
+    ///     let log = MemState::new(config.bootstrap());
+    ///     RaftNode::start(config, log, Vec::<Bytes>::new(), network.join(id))
     /// };
     /// let one = start(1, false).await?; // alone: it leads itself
     /// let (two, three) = (start(2, true).await?, start(3, true).await?);

@@ -86,8 +86,12 @@ fn describe() {
     );
     describe_gauge!("raft_last_log_index", "The last index in the log.");
     describe_counter!("raft_proposals_total", "Proposals this node ran as leader, by outcome (ok, failed).");
-    describe_counter!("raft_snapshots_total", "Snapshots, by kind (taken here, installed from a leader).");
-    describe_histogram!("raft_snapshot_seconds", Unit::Seconds, "Time to take and store a snapshot.");
+    describe_counter!("raft_snapshots_total", "Snapshots stored: taken here, or received from a leader.");
+    describe_histogram!(
+        "raft_snapshot_seconds",
+        Unit::Seconds,
+        "From a snapshot's first chunk to its installation (building or receiving, storing, compacting)."
+    );
     describe_histogram!(
         "raft_log_append_seconds",
         Unit::Seconds,

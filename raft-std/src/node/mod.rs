@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use raft_core::{Applied, Bytes, ConfigError, Diagnostics, Index, NodeId, RaftStreamExt, StateMachine};
+use raft_core::{
+    Applied, Bytes, Clock, ConfigError, Diagnostics, Incoming, Index, LogStore, NodeId, StateMachine,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout_at, Instant};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -33,25 +34,23 @@ use self::retry::Next;
 use self::shared::SharedMachine;
 use self::task::{Command, NodeTask, Wiring};
 use self::wire::{Request, Response};
-use crate::storage::{FileState, StorageError};
 use crate::ticks::TokioClock;
 use crate::transport::{PeerLink, Transport};
 
-/// Inputs waiting for the protocol at most; beyond that, client requests and peer messages
-/// wait in their own bounded queues.
-const INPUT_LEN: usize = 1024;
-/// Client requests waiting for the node task at most.
+/// Client requests waiting for the node task at most; beyond that, callers wait (up to their
+/// deadline) for room.
 const COMMAND_LEN: usize = 1024;
 /// How often [`RaftNode::compact`] looks whether the snapshot is taken.
 const COMPACT_POLL: Duration = Duration::from_millis(10);
 
-/// A node's state, as [`RaftNode::status`] reports it.
+/// A node's state, as [`RaftNode::status`] and [`RaftNode::watch`] report it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// Role, term, leader, log and commit positions, configuration and (on a leader) each
-    /// peer's replication progress.
+    /// peer's replication progress. Published whenever role, term, vote, leader, log,
+    /// commit or applied index, or configuration change, and every second.
     pub diagnostics: Diagnostics,
-    /// The links to the peers, as the transport reports them.
+    /// The links to the peers, as the transport reports them (refreshed every second).
     pub links: Vec<PeerLink>,
 }
 
@@ -66,15 +65,16 @@ pub struct Status {
 ///
 /// ```
 /// use raft_core::Bytes;
-/// use raft_std::{NodeConfig, RaftNode, TcpConfig, TcpTransport};
+/// use raft_std::{FileState, NodeConfig, RaftNode, StorageOptions, TcpConfig, TcpTransport};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
-/// let config = NodeConfig::new(1, dir.path());
+/// let config = NodeConfig::new(1);
+/// let log = FileState::open(dir.path(), config.bootstrap(), StorageOptions::default())?;
 /// let transport = TcpTransport::bind(1, TcpConfig::new("demo", "127.0.0.1:0".parse()?)).await?;
 /// // `Vec<Bytes>` records every command; a query is the little-endian position to read.
-/// let node = RaftNode::start(config, Vec::<Bytes>::new(), transport).await?;
+/// let node = RaftNode::start(config, log, Vec::<Bytes>::new(), transport).await?;
 /// let applied = node.propose(Bytes::from("hello")).await?; // waits for the node to elect itself
 /// assert!(applied.index > 0);
 /// assert_eq!(node.read(Bytes::copy_from_slice(&0u64.to_le_bytes())).await?, "hello");
@@ -98,20 +98,31 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     stop: CancellationToken,
     stopped: watch::Receiver<Option<RequestError>>,
+    status: watch::Receiver<Status>,
     local_query: Box<LocalQuery>,
 }
 
 impl RaftNode {
-    /// Opens the data directory (recovering from a crash) and spawns the node on the current
-    /// tokio runtime, talking to its peers through `transport` (any [`Transport`]:
+    /// Starts node `config.id` on the current tokio runtime: loads its state from `log` (any
+    /// [`LogStore`]: [`FileState`](crate::FileState) on disk,
+    /// [`MemState`](raft_core::MemState) in memory, or your own), restores `machine` (the
+    /// application's [`StateMachine`], in its initial state) from the latest snapshot, and talks
+    /// to its peers through `transport` (any [`Transport`]:
     /// [`TcpTransport`](crate::TcpTransport), [`ChannelTransport`](crate::ChannelTransport), or
-    /// your own). `machine` is the application's state machine, in its initial state: it is
-    /// restored from the latest snapshot.
+    /// your own).
     ///
     /// The transport is told the address of every peer in `config.peers`, and of every member
-    /// whose address the node learns from the log.
-    pub async fn start<M, T>(config: NodeConfig, machine: M, mut transport: T) -> Result<RaftNode, StartError>
+    /// whose address the node learns from the log. The node sleeps until its next deadline (a
+    /// heartbeat, an election timeout) or its next input: an idle node costs nothing between
+    /// heartbeats.
+    pub async fn start<L, M, T>(
+        config: NodeConfig,
+        mut log: L,
+        machine: M,
+        mut transport: T,
+    ) -> Result<RaftNode, StartError>
     where
+        L: LogStore + 'static,
         M: StateMachine + 'static,
         T: Transport,
     {
@@ -125,37 +136,31 @@ impl RaftNode {
             transport.set_peer_address(peer, address);
         }
         let addresses = Addresses::default();
-        let machine = SharedMachine::new(Directory::new(machine, addresses.clone()));
-        let (dir, bootstrap, storage) = (config.data_dir.clone(), config.bootstrap(), config.storage.clone());
-        let open_span = span.clone();
-        let open = move || open_span.in_scope(|| FileState::open(dir, bootstrap, storage));
-        let state = tokio::task::spawn_blocking(open)
+        let mut machine = SharedMachine::new(Directory::new(machine, addresses.clone()));
+        let mut node = raft_core::start(id, config.raft.clone(), &mut log, &mut machine)
+            .instrument(span.clone())
             .await
-            .map_err(|e| StartError::Storage(StorageError::Task(e.to_string())))??;
-        state.label_metrics(id)?;
+            .map_err(|e| StartError::Storage(e.to_string()))?;
+        let clock = TokioClock::new();
+        node.step(Incoming::Tick(clock.now()));
         let reader = machine.clone();
 
-        let (input, inputs) = mpsc::channel(INPUT_LEN);
-        // Deadline-driven: the node sleeps until its next heartbeat or timeout, or the next
-        // input, rather than waking on a periodic tick.
-        let events = ReceiverStream::new(inputs).into_raft_events_with_clock(
-            id,
-            (state, machine),
-            config.raft,
-            TokioClock::new(),
-        );
         let (commands_sender, commands) = mpsc::channel(COMMAND_LEN);
         let (stopped_sender, stopped) = watch::channel(None);
+        let first = Status { diagnostics: node.diagnostics(), links: transport.links() };
+        let (status_sender, status) = watch::channel(first);
         let stop = CancellationToken::new();
         let task = NodeTask::new(Wiring {
-            id,
-            events,
-            input,
+            node,
+            log,
+            machine,
+            clock,
             transport,
             addresses,
             commands,
             stop: stop.clone(),
             stopped: stopped_sender,
+            status: status_sender,
             request_timeout: config.request_timeout,
         });
         tokio::spawn(task.run().instrument(span));
@@ -168,6 +173,7 @@ impl RaftNode {
                 commands: commands_sender,
                 stop,
                 stopped,
+                status,
                 local_query: Box::new(move |query| {
                     let mut reader = reader.clone();
                     Box::pin(async move { reader.query(&query).await.map_err(|e| e.to_string()) })
@@ -214,16 +220,38 @@ impl RaftNode {
         }
     }
 
-    /// This node's role, term, leader, log positions, configuration and links.
+    /// This node's role, term, leader, log positions, configuration and links, as last
+    /// published by the node: answered at once, never queued behind protocol work.
     pub async fn status(&self) -> Result<Status, RequestError> {
-        let deadline = self.deadline();
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(Command::Status { reply }, deadline).await?;
-        match timeout_at(deadline, answer).await {
-            Ok(Ok(status)) => Ok(status),
-            Ok(Err(_)) => Err(self.failure_after_drop()),
-            Err(_) => Err(self.timeout()),
+        if let Some(reason) = self.inner.stopped.borrow().clone() {
+            return Err(reason);
         }
+        Ok(self.inner.status.borrow().clone())
+    }
+
+    /// A watch of this node's [`Status`]: it changes whenever the node's role, term, vote,
+    /// leader, log, commit or applied index, or configuration does (and every second, for
+    /// links and replication progress).
+    ///
+    /// ```
+    /// use raft_core::{Bytes, MemState, Role};
+    /// use raft_std::{ChannelNetwork, NodeConfig, RaftNode};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = NodeConfig::new(1);
+    /// let log = MemState::new(config.bootstrap());
+    /// let node = RaftNode::start(config, log, Vec::<Bytes>::new(), ChannelNetwork::new().join(1)).await?;
+    /// let mut status = node.watch();
+    /// let leading = status.wait_for(|s| s.diagnostics.role == Role::Leader).await?;
+    /// assert_eq!(leading.diagnostics.leader, Some(1));
+    /// # drop(leading);
+    /// node.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.inner.status.clone()
     }
 
     /// Takes a snapshot of the state machine now and compacts the log up to the applied

@@ -1,15 +1,21 @@
-//! The task that runs one node: it drives raft-core's event stream and routes everything
-//! around it — client requests in, messages to and from peers, outcomes back to whoever asked.
+//! The task that runs one node. It owns the protocol machine and its storage, and routes
+//! everything around them: client requests in, messages to and from peers, outcomes back to
+//! whoever asked.
 //!
-//! One loop, in priority order: take the node's next output; on shutdown close the input;
-//! accept a client command or a peer frame while the node's input has room (so memory stays
-//! bounded when storage is slow); now and then drop requests whose deadline has passed.
+//! One loop: carry out the node's work with raft-core's executor (persist, send, apply) and
+//! publish its status; then sleep until the node's next deadline or the next input (a client
+//! command, a peer frame), take what else is already waiting as one batch, and step the node.
+//! While storage works, nothing new is read: the bounded command and transport queues hold
+//! the rest, so memory stays bounded when storage is slow.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::stream::{FusedStream, StreamExt};
-use raft_core::{Diagnostics, Event, Incoming, NodeId, Outgoing, RequestId, Role};
+use futures::FutureExt;
+use raft_core::{
+    advance, Clock, Diagnostics, Event, Incoming, LogStore, Node, NodeId, Outgoing, RequestId, Role,
+    StateMachine,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,32 +25,20 @@ use super::error::RequestError;
 use super::metrics::NodeMetrics;
 use super::wire::{Failure, Frame, Outcome, Request, Response};
 use super::Status;
+use crate::ticks::TokioClock;
 use crate::transport::Transport;
 
-/// How often expired requests are dropped and the index metrics refreshed.
+/// How often expired requests are dropped, links and metrics refreshed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Inputs taken in one batch at most, before the node's work is carried out.
+const MAX_BATCH: usize = 1024;
 
 /// What a [`RaftNode`](super::RaftNode) handle asks of its task.
 pub(super) enum Command {
     /// One attempt at a request.
     Request { request: Request, reply: oneshot::Sender<Outcome>, deadline: Instant },
-    /// Report the node's state.
-    Status { reply: oneshot::Sender<Status> },
     /// Take a snapshot and compact the log now.
     Compact,
-}
-
-/// The node's outgoing event stream.
-pub(super) trait Events: FusedStream<Item = Result<Outgoing, Self::Failure>> + Unpin + Send {
-    /// Why the node stopped.
-    type Failure: std::fmt::Display;
-}
-
-impl<S, F: std::fmt::Display> Events for S
-where
-    S: FusedStream<Item = Result<Outgoing, F>> + Unpin + Send,
-{
-    type Failure = F;
 }
 
 /// Who waits for a request's outcome.
@@ -63,12 +57,11 @@ struct Pending {
 }
 
 /// Everything a node task is connected to.
-pub(super) struct Wiring<E, T> {
-    pub(super) id: NodeId,
-    /// The node's outputs.
-    pub(super) events: E,
-    /// The node's inputs (ticks are merged in separately).
-    pub(super) input: mpsc::Sender<Incoming>,
+pub(super) struct Wiring<L, M, T> {
+    pub(super) node: Node,
+    pub(super) log: L,
+    pub(super) machine: M,
+    pub(super) clock: TokioClock,
     pub(super) transport: T,
     /// Peer addresses learned from the log, for the transport.
     pub(super) addresses: Addresses,
@@ -76,16 +69,19 @@ pub(super) struct Wiring<E, T> {
     pub(super) stop: CancellationToken,
     /// Set to why the node stopped, when it has.
     pub(super) stopped: watch::Sender<Option<RequestError>>,
+    /// The node's status, as it changes.
+    pub(super) status: watch::Sender<Status>,
     /// Deadline for requests forwarded here by followers.
     pub(super) request_timeout: Duration,
 }
 
 /// The running node.
-pub(super) struct NodeTask<E, T> {
+pub(super) struct NodeTask<L, M, T> {
     id: NodeId,
-    events: E,
-    /// Raft's input; `None` once shutting down.
-    input: Option<mpsc::Sender<Incoming>>,
+    node: Node,
+    log: L,
+    machine: M,
+    clock: TokioClock,
     transport: T,
     /// Whether the transport still delivers frames.
     receiving: bool,
@@ -93,89 +89,169 @@ pub(super) struct NodeTask<E, T> {
     commands: mpsc::Receiver<Command>,
     stop: CancellationToken,
     stopped: watch::Sender<Option<RequestError>>,
+    status: watch::Sender<Status>,
     request_timeout: Duration,
     pending: BTreeMap<RequestId, Pending>,
-    status_waiters: Vec<oneshot::Sender<Status>>,
-    /// Requests for the leader's diagnostics, answered by the next diagnostics report.
-    diagnostics_requests: Vec<RequestId>,
     /// The leader as the node last reported it.
     leader: Option<NodeId>,
     next_id: RequestId,
     metrics: NodeMetrics,
+    /// What the executor produced, for the transport and the clients.
+    out: Vec<Outgoing>,
 }
 
-impl<E: Events, T: Transport> NodeTask<E, T> {
-    pub(super) fn new(wiring: Wiring<E, T>) -> Self {
-        let Wiring { id, events, input, transport, addresses, commands, stop, stopped, request_timeout } =
-            wiring;
+/// What woke the node task.
+enum Wake {
+    Stop,
+    Command(Option<Command>),
+    Frame(Option<(NodeId, raft_core::Bytes)>),
+    Addresses,
+    Deadline,
+    Sweep,
+}
+
+impl<L, M, T> NodeTask<L, M, T>
+where
+    L: LogStore,
+    M: StateMachine,
+    T: Transport,
+{
+    pub(super) fn new(wiring: Wiring<L, M, T>) -> Self {
+        let Wiring {
+            node,
+            log,
+            machine,
+            clock,
+            transport,
+            addresses,
+            commands,
+            stop,
+            stopped,
+            status,
+            request_timeout,
+        } = wiring;
+        let id = node.id();
         NodeTask {
             id,
-            events,
-            input: Some(input),
+            node,
+            log,
+            machine,
+            clock,
             transport,
             receiving: true,
             addresses,
             commands,
             stop,
             stopped,
+            status,
             request_timeout,
             pending: BTreeMap::new(),
-            status_waiters: Vec::new(),
-            diagnostics_requests: Vec::new(),
             leader: None,
             next_id: 0,
             metrics: NodeMetrics::new(id),
+            out: Vec::new(),
         }
     }
 
-    /// Runs until shutdown or a storage failure.
+    /// Runs until shutdown, every handle is gone, or storage or the state machine fails.
     pub(super) async fn run(mut self) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
-        let mut reason = RequestError::ShuttingDown;
-        loop {
-            let room = self.input.as_ref().is_some_and(|input| input.capacity() > 0);
-            tokio::select! {
-                biased;
-                output = self.events.next() => match output {
-                    Some(Ok(output)) => self.on_output(output),
-                    Some(Err(error)) => {
-                        tracing::error!(%error, "node stopped");
-                        reason = RequestError::Storage(error.to_string());
-                        break;
-                    }
-                    None => break,
-                },
-                _ = self.stop.cancelled(), if self.input.is_some() => self.close_input(),
-                command = self.commands.recv(), if room => match command {
-                    Some(command) => self.on_command(command),
-                    None => self.close_input(), // every handle is gone
-                },
-                received = self.transport.recv(), if room && self.receiving => match received {
-                    Some((from, bytes)) => self.on_bytes(from, &bytes),
-                    None => {
-                        tracing::warn!("the transport stopped delivering frames");
-                        self.receiving = false;
-                    }
-                },
-                _ = self.addresses.learned() => self.pass_on_addresses(),
-                _ = sweep.tick() => {
+        let reason = loop {
+            if let Err(error) = self.carry_out().await {
+                tracing::error!(%error, "node stopped");
+                break RequestError::Storage(error);
+            }
+            self.publish_status(false);
+            match self.wait(&mut sweep).await {
+                Wake::Stop | Wake::Command(None) => {
+                    tracing::info!("shutting down");
+                    break RequestError::ShuttingDown;
+                }
+                Wake::Command(Some(command)) => {
+                    self.tick();
+                    self.on_command(command);
+                }
+                Wake::Frame(Some((from, bytes))) => {
+                    self.tick();
+                    self.on_bytes(from, &bytes);
+                }
+                Wake::Frame(None) => {
+                    tracing::warn!("the transport stopped delivering frames");
+                    self.receiving = false;
+                }
+                Wake::Addresses => self.pass_on_addresses(),
+                Wake::Deadline => self.tick(),
+                Wake::Sweep => {
+                    self.tick();
                     self.sweep();
-                    if room {
-                        self.push(Incoming::Diagnostics); // refreshes the metrics
-                    }
+                    self.publish_status(true);
                 }
             }
-        }
+            self.take_waiting();
+        };
         self.transport.shutdown().await;
         tracing::info!("node stopped");
         // Dropping the pending requests wakes their clients, who read this reason.
         self.stopped.send_replace(Some(reason));
     }
 
-    fn close_input(&mut self) {
-        if self.input.take().is_some() {
-            tracing::info!("shutting down: finishing the work in progress");
+    /// Sleeps until the next input or the node's next deadline.
+    async fn wait(&mut self, sweep: &mut tokio::time::Interval) -> Wake {
+        let deadline = self.node.next_deadline();
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => Wake::Stop,
+            command = self.commands.recv() => Wake::Command(command),
+            frame = self.transport.recv(), if self.receiving => Wake::Frame(frame),
+            _ = self.addresses.learned() => Wake::Addresses,
+            _ = self.clock.sleep_until(deadline) => Wake::Deadline,
+            _ = sweep.tick() => Wake::Sweep,
         }
+    }
+
+    /// Takes the commands and frames already waiting, up to a batch, without waiting: a burst
+    /// of proposals is then persisted and replicated together.
+    fn take_waiting(&mut self) {
+        for _ in 1..MAX_BATCH {
+            if let Ok(command) = self.commands.try_recv() {
+                self.on_command(command);
+                continue;
+            }
+            // `recv` is cancel-safe: polling it once and dropping it loses nothing.
+            match self.receiving.then(|| self.transport.recv().now_or_never()).flatten() {
+                Some(Some((from, bytes))) => self.on_bytes(from, &bytes),
+                _ => break,
+            }
+        }
+    }
+
+    /// Brings the node's clock to now.
+    fn tick(&mut self) {
+        self.node.step(Incoming::Tick(self.clock.now()));
+    }
+
+    /// Carries out the node's work and routes what it produced.
+    async fn carry_out(&mut self) -> Result<(), String> {
+        advance(&mut self.node, &mut self.log, &mut self.machine, &mut self.out)
+            .await
+            .map_err(|e| e.to_string())?;
+        for output in std::mem::take(&mut self.out) {
+            self.on_output(output);
+        }
+        Ok(())
+    }
+
+    /// Publishes the node's status if it changed (or, with `always`, with fresh links).
+    fn publish_status(&mut self, always: bool) {
+        let node = &self.node;
+        let changed = changed_since(&self.status.borrow().diagnostics, node);
+        if !changed && !always {
+            return;
+        }
+        let diagnostics = node.diagnostics();
+        self.metrics.observe(&diagnostics);
+        let links = if always { self.transport.links() } else { self.status.borrow().links.clone() };
+        self.status.send_replace(Status { diagnostics, links });
     }
 
     fn pass_on_addresses(&mut self) {
@@ -194,13 +270,6 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
                 tracing::error!(peer = to, %error, "cannot encode a frame; dropped");
                 false
             }
-        }
-    }
-
-    fn push(&self, input: Incoming) {
-        // The caller checked for room; during shutdown inputs are dropped.
-        if let Some(sender) = &self.input {
-            let _ = sender.try_send(input);
         }
     }
 
@@ -252,24 +321,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
                 "a follower lost log entries it had acknowledged (its storage did not keep them); \
                  replicating them again"
             ),
-            Event::Diagnostics(diagnostics) => self.answer_status(*diagnostics),
             other => tracing::debug!(event = ?other, "unhandled event"),
-        }
-    }
-
-    fn answer_status(&mut self, diagnostics: Diagnostics) {
-        self.metrics.observe(&diagnostics);
-        for id in std::mem::take(&mut self.diagnostics_requests) {
-            let outcome = if diagnostics.role == Role::Leader {
-                Ok(Response::Diagnostics(Box::new(diagnostics.clone())))
-            } else {
-                Err(Failure::NotLeader { leader: diagnostics.leader })
-            };
-            self.resolve(id, outcome);
-        }
-        let links = self.transport.links();
-        for waiter in self.status_waiters.drain(..) {
-            let _ = waiter.send(Status { diagnostics: diagnostics.clone(), links: links.clone() });
         }
     }
 
@@ -303,11 +355,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
                     _ => self.submit(id, request, Origin::Local(reply), deadline),
                 }
             }
-            Command::Status { reply } => {
-                self.status_waiters.push(reply);
-                self.push(Incoming::Diagnostics);
-            }
-            Command::Compact => self.push(Incoming::Compact),
+            Command::Compact => self.node.step(Incoming::Compact),
         }
     }
 
@@ -320,7 +368,7 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
 
     fn on_frame(&mut self, from: NodeId, frame: Frame) {
         match frame {
-            Frame::Raft(message) => self.push(Incoming::Message { from, message }),
+            Frame::Raft(message) => self.node.step(Incoming::Message { from, message }),
             Frame::Forward { id, request } => {
                 let local = self.next_request_id();
                 let deadline = Instant::now() + self.request_timeout;
@@ -349,11 +397,11 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
             Request::ChangeMembership(change) => Incoming::ChangeMembership { id, change },
             Request::TransferLeadership(to) => Incoming::TransferLeadership { id, to },
             Request::LeaderDiagnostics => {
-                self.diagnostics_requests.push(id);
-                Incoming::Diagnostics
+                let outcome = leader_diagnostics(self.node.diagnostics());
+                return self.resolve(id, outcome);
             }
         };
-        self.push(input);
+        self.node.step(input);
     }
 
     /// Drops requests past their deadline or whose client gave up. Raft may still report
@@ -367,13 +415,34 @@ impl<E: Events, T: Transport> NodeTask<E, T> {
             };
             pending.deadline > now && !abandoned
         });
-        self.status_waiters.retain(|waiter| !waiter.is_closed());
-        let pending = &self.pending;
-        self.diagnostics_requests.retain(|id| pending.contains_key(id));
     }
 
     fn next_request_id(&mut self) -> RequestId {
         self.next_id += 1;
         self.next_id
+    }
+}
+
+/// Whether the node moved on from what `published` says (cheaply, without building a new
+/// report): another role, term, vote, leader, log position, commit or applied index, or
+/// configuration. A leader's per-peer progress is refreshed with these, and every second.
+fn changed_since(published: &Diagnostics, node: &Node) -> bool {
+    published.role != node.role()
+        || published.term != node.term()
+        || published.vote != node.vote()
+        || published.leader != node.leader()
+        || published.commit_index != node.commit_index()
+        || published.applied_index != node.applied_index()
+        || published.last_log != node.last_log_id()
+        || published.first_index != node.first_index()
+        || published.membership != *node.membership()
+}
+
+/// The answer to a follower asking this node for the leader's view of the cluster.
+fn leader_diagnostics(diagnostics: Diagnostics) -> Outcome {
+    if diagnostics.role == Role::Leader {
+        Ok(Response::Diagnostics(Box::new(diagnostics)))
+    } else {
+        Err(Failure::NotLeader { leader: diagnostics.leader })
     }
 }

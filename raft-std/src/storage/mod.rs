@@ -154,8 +154,9 @@ impl FileState {
         Ok(lock(&self.disk)?.log.next_index() - 1)
     }
 
-    /// Labels the store's metrics with `node` (unlabelled until then).
-    pub(crate) fn label_metrics(&self, node: NodeId) -> Result<(), StorageError> {
+    /// Labels the store's metrics (log append and fsync latency, snapshots) with `node`, as
+    /// [`RaftNode`](crate::RaftNode)'s own series are; unlabelled until then.
+    pub fn label_metrics(&self, node: NodeId) -> Result<(), StorageError> {
         let metrics = StorageMetrics::new(vec![::metrics::Label::new("node", node.to_string())]);
         lock(&self.disk)?.log.metrics = Some(metrics);
         Ok(())
