@@ -81,7 +81,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
 
-use crc::{Crc, Digest, CRC_32_ISCSI};
+use crc::{Crc, Digest, NoTable, CRC_32_ISCSI};
 use embedded_storage::nor_flash::{ErrorType, NorFlash};
 use raft_core::{Bytes, Entry, HardState, Index, LogState, LogStore, Membership, SnapshotInfo, SnapshotMeta};
 use sequential_storage::cache::{Cache, Uncached};
@@ -90,8 +90,9 @@ use serde::{Deserialize, Serialize};
 
 /// The layout version written into the setup record.
 const FORMAT_VERSION: u8 = 1;
-/// The CRC over a snapshot's data.
-static SNAPSHOT_CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+/// The CRC over a snapshot's data, computed bit by bit: snapshots are small, and a lookup
+/// table would cost 1 KiB of flash.
+static SNAPSHOT_CRC: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
 /// Bytes of a snapshot chunk's key.
 const CHUNK_KEY_BYTES: usize = 4;
 /// What sequential-storage's `Corrupted` error becomes.
@@ -400,7 +401,7 @@ struct Staged {
     /// Bytes received: those in the written chunks and the remainder.
     len: u64,
     /// The CRC of the bytes received.
-    crc: Digest<'static, u32>,
+    crc: Digest<'static, u32, NoTable>,
     /// Bytes received and not yet written: less than one flash chunk.
     rest: Vec<u8>,
 }
