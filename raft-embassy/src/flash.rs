@@ -586,7 +586,7 @@ impl<F: NorFlash> FlashLog<F> {
         let chunks = (record.len as usize).div_ceil(self.chunk_bytes());
         for number in 0..chunks {
             // Cannot truncate: the size check above bounds the number of chunks.
-            crc.update(self.read_chunk(record, number as u16).await?);
+            crc.update(self.read_chunk(record.generation, record.len, number as u16).await?);
         }
         if crc.finalize() != record.crc {
             return Err(FlashLogError::Corrupt("the snapshot data fails its CRC check"));
@@ -594,13 +594,12 @@ impl<F: NorFlash> FlashLog<F> {
         Ok(())
     }
 
-    /// Snapshot chunk `number` of `record`'s generation, checked to have the length its
-    /// place in the snapshot requires.
-    async fn read_chunk(&mut self, record: &SnapshotRecord, number: u16) -> Result<&[u8], Error<F>> {
+    /// Chunk `number` of the snapshot of `len` bytes in `generation`, checked to have the
+    /// length its place in the snapshot requires.
+    async fn read_chunk(&mut self, generation: u8, len: u32, number: u16) -> Result<&[u8], Error<F>> {
         let chunk_bytes = self.chunk_bytes();
-        let expected =
-            (record.len as usize).saturating_sub(usize::from(number) * chunk_bytes).min(chunk_bytes);
-        let key = Slot::Chunk { generation: record.generation, number };
+        let expected = (len as usize).saturating_sub(usize::from(number) * chunk_bytes).min(chunk_bytes);
+        let key = Slot::Chunk { generation, number };
         match self.map.fetch_item::<&[u8]>(&mut self.buf, &key).await.map_err(read_error)? {
             Some(chunk) if chunk.len() == expected => Ok(chunk),
             Some(_) => Err(FlashLogError::Corrupt("a snapshot chunk has the wrong length")),
@@ -630,12 +629,6 @@ impl<F: NorFlash> FlashLog<F> {
         staged.len = len;
         let chunk_bytes = self.chunk_bytes();
         loop {
-            if staged.rest.is_empty() && data.len() >= chunk_bytes {
-                let (chunk, tail) = data.split_at(chunk_bytes);
-                self.write_chunk(staged, chunk).await?;
-                data = tail;
-                continue;
-            }
             let (head, tail) = data.split_at((chunk_bytes - staged.rest.len()).min(data.len()));
             staged.rest.extend_from_slice(head);
             data = tail;
@@ -823,9 +816,9 @@ where
     /// Reads the flash chunks that cover the range.
     async fn read_snapshot(&mut self, offset: u64, len: usize) -> Result<Bytes, Error<F>> {
         self.check_loaded()?;
-        let record = self.snapshot.clone().ok_or(FlashLogError::NoSnapshot)?;
-        let size = u64::from(record.len);
-        let end = offset.saturating_add(len as u64).min(size);
+        let record = self.snapshot.as_ref().ok_or(FlashLogError::NoSnapshot)?;
+        let (generation, size) = (record.generation, record.len);
+        let end = offset.saturating_add(len as u64).min(u64::from(size));
         let chunk_bytes = self.chunk_bytes() as u64;
         let mut data = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let mut at = offset;
@@ -833,7 +826,7 @@ where
             let number = at / chunk_bytes;
             let start = number * chunk_bytes;
             // Cannot truncate: `at` is below the recorded size, checked when loaded.
-            let chunk = self.read_chunk(&record, number as u16).await?;
+            let chunk = self.read_chunk(generation, size, number as u16).await?;
             let piece = chunk.get((at - start) as usize..((end - start) as usize).min(chunk.len()));
             let piece = piece.ok_or(FlashLogError::Corrupt("a snapshot chunk has the wrong length"))?;
             data.extend_from_slice(piece);
