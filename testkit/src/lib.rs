@@ -35,6 +35,7 @@
 
 pub mod chaos;
 mod command;
+pub mod conformance;
 mod digest;
 mod error;
 mod expect;
