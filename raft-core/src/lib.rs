@@ -84,6 +84,7 @@ pub use message::{
 pub use node::Node;
 pub use node_set::NodeSet;
 pub use ready::{Ready, ReadyRead, SnapshotChunk, SnapshotSend};
+pub use rng::SplitMix64;
 pub use storage::{
     EntryBuffer, LogState, LogStore, MemState, MemStateError, RestoreError, SnapshotAborted, SnapshotReader,
     SnapshotWriter, StateMachine,

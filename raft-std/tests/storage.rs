@@ -6,8 +6,37 @@ use std::path::{Path, PathBuf};
 
 use raft_core::{Bytes, Config, Entry, HardState, LogId, LogStore, Membership, Payload, SnapshotMeta};
 use raft_std::{FileState, FsyncPolicy, StorageError, StorageOptions};
+use testkit::conformance::{check_log_store, StoreFactory};
 
 mod logs;
+
+/// FileState in a new temporary directory per store; a restart reopens the directory.
+#[derive(Default)]
+struct OnDisk {
+    current: Option<(tempfile::TempDir, Membership)>,
+}
+
+impl StoreFactory for OnDisk {
+    type Store = FileState;
+
+    async fn fresh(&mut self, bootstrap: Membership) -> FileState {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileState::open(dir.path(), bootstrap.clone(), options()).unwrap();
+        self.current = Some((dir, bootstrap));
+        store
+    }
+
+    async fn restart(&mut self, store: FileState) -> FileState {
+        drop(store);
+        let (dir, bootstrap) = self.current.as_ref().expect("a store was made");
+        FileState::open(dir.path(), bootstrap.clone(), options()).expect("the store reopens")
+    }
+}
+
+#[tokio::test]
+async fn file_state_conforms_to_the_log_store_contract() {
+    check_log_store(OnDisk::default()).await;
+}
 
 type Store = FileState;
 

@@ -35,6 +35,7 @@
 
 pub mod chaos;
 mod command;
+pub mod conformance;
 mod digest;
 mod error;
 mod expect;
@@ -65,7 +66,7 @@ pub use error::SimError;
 pub use history::{History, OpKind, OpOutcome, Operation, Stamp};
 pub use kv::{split_command, KvStore};
 pub use names::Names;
-pub use network::{CutMode, Envelope, LinkFaults, MessageFilter, Network};
+pub use network::{CutMode, InFlight, LinkFaults, MessageFilter, Network};
 pub use options::ClusterOptions;
 pub use parse::{split_script, ParseError};
 /// Where inside a `Ready` an armed crash lands: raft-core's executor checkpoints.

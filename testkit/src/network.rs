@@ -38,7 +38,7 @@ impl Default for LinkFaults {
 
 /// A message on the wire.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Envelope {
+pub struct InFlight {
     /// Sender.
     pub from: NodeId,
     /// Recipient.
@@ -51,7 +51,7 @@ pub struct Envelope {
     pub message: Message,
 }
 
-impl fmt::Display for Envelope {
+impl fmt::Display for InFlight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} -> {} {} (term {}", self.from, self.to, self.message.kind(), self.message.term())?;
         match &self.message {
@@ -101,11 +101,11 @@ pub struct MessageFilter {
 }
 
 impl MessageFilter {
-    /// Whether `envelope` is selected.
-    pub fn matches(&self, envelope: &Envelope) -> bool {
-        self.from.is_none_or(|f| f == envelope.from)
-            && self.to.is_none_or(|t| t == envelope.to)
-            && self.kind.as_ref().is_none_or(|k| kind_matches(k, &envelope.message))
+    /// Whether `sent` is selected.
+    pub fn matches(&self, sent: &InFlight) -> bool {
+        self.from.is_none_or(|f| f == sent.from)
+            && self.to.is_none_or(|t| t == sent.to)
+            && self.kind.as_ref().is_none_or(|k| kind_matches(k, &sent.message))
     }
 }
 
@@ -130,7 +130,7 @@ pub struct Network {
     cut: BTreeSet<(NodeId, NodeId)>,
     cut_mode: CutMode,
     /// Ordered by arrival time, then by send order.
-    in_flight: BTreeMap<(u64, u64), Envelope>,
+    in_flight: BTreeMap<(u64, u64), InFlight>,
     next_seq: u64,
     rng: SimRng,
 }
@@ -189,13 +189,13 @@ impl Network {
         }
         let deliver_at = now + delay;
         self.next_seq += 1;
-        let envelope = Envelope { from, to, sent_at: now, deliver_at, message };
-        self.in_flight.insert((deliver_at, self.next_seq), envelope);
+        let sent = InFlight { from, to, sent_at: now, deliver_at, message };
+        self.in_flight.insert((deliver_at, self.next_seq), sent);
     }
 
     /// The key of the first message that can arrive: held messages wait.
     fn next_key(&self) -> Option<(u64, u64)> {
-        self.in_flight.iter().find(|(_, envelope)| !self.is_held(envelope)).map(|(&key, _)| key)
+        self.in_flight.iter().find(|(_, sent)| !self.is_held(sent)).map(|(&key, _)| key)
     }
 
     /// When the next message arrives (a held message once restored arrives at once: its time
@@ -205,13 +205,13 @@ impl Network {
     }
 
     /// Takes the message that arrives first (held messages wait).
-    pub fn pop_next(&mut self) -> Option<Envelope> {
+    pub fn pop_next(&mut self) -> Option<InFlight> {
         self.next_key().and_then(|key| self.in_flight.remove(&key))
     }
 
     /// Takes the messages selected by `filter`, in arrival order; only the first when
     /// `first_only`.
-    pub fn take(&mut self, filter: &MessageFilter, first_only: bool) -> Vec<Envelope> {
+    pub fn take(&mut self, filter: &MessageFilter, first_only: bool) -> Vec<InFlight> {
         let mut keys: Vec<(u64, u64)> =
             self.in_flight.iter().filter(|(_, e)| filter.matches(e)).map(|(&k, _)| k).collect();
         if first_only {
@@ -221,7 +221,7 @@ impl Network {
     }
 
     /// Messages in flight, in arrival order, held ones included.
-    pub fn in_flight(&self) -> impl Iterator<Item = &Envelope> {
+    pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
         self.in_flight.values()
     }
 
@@ -241,9 +241,9 @@ impl Network {
         self.cut_mode = mode;
     }
 
-    /// Whether `envelope` is held on a cut link, waiting for it to be restored.
-    pub fn is_held(&self, envelope: &Envelope) -> bool {
-        self.cut_mode == CutMode::Queue && self.is_cut(envelope.from, envelope.to)
+    /// Whether `sent` is held on a cut link, waiting for it to be restored.
+    pub fn is_held(&self, sent: &InFlight) -> bool {
+        self.cut_mode == CutMode::Queue && self.is_cut(sent.from, sent.to)
     }
 
     /// Cuts the link `from -> to` (one way).

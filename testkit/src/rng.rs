@@ -1,9 +1,12 @@
 //! [`SimRng`]: the simulator's only source of randomness.
 //!
 //! Every random choice (message delays, drops, crashes, client operations) is drawn from a
-//! seeded SplitMix64, so a seed replays the same run on every machine.
+//! seeded [`SplitMix64`] (raft-core's, the one nodes draw their jitter from), so a seed replays
+//! the same run on every machine.
 
-/// A small seedable pseudo-random generator (SplitMix64).
+use raft_core::SplitMix64;
+
+/// The simulator's draws — below, between, chance, pick — from a seeded [`SplitMix64`].
 ///
 /// ```
 /// use testkit::SimRng;
@@ -12,23 +15,17 @@
 /// assert!((5..=9).contains(&a.between(5, 9)));
 /// ```
 #[derive(Clone, Debug)]
-pub struct SimRng {
-    state: u64,
-}
+pub struct SimRng(SplitMix64);
 
 impl SimRng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        SimRng { state: seed }
+        SimRng(SplitMix64::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A value in `0..n`; 0 when `n` is 0.

@@ -19,7 +19,7 @@ pub enum Rule {
     /// Term and vote, and within one incarnation commit and applied indexes, never go back.
     Monotonicity,
     /// Nothing a message reveals (term, vote, acknowledged entries) is sent before it is
-    /// durable (DESIGN §2.1).
+    /// durable: the [`Ready`](raft_core::Ready) contract's persist-then-send order.
     PersistBeforeSend,
     /// The node's [`Ready`](raft_core::Ready) output is consistent: storage mirrors the node's log, entries are
     /// applied once each in index order, requests are answered once.

@@ -13,7 +13,7 @@ use crate::error::{invalid, SimError};
 use crate::history::{History, OpKind, OpOutcome, Stamp};
 use crate::invariants::Invariants;
 use crate::kv::KvStore;
-use crate::network::{Envelope, MessageFilter, Network};
+use crate::network::{InFlight, MessageFilter, Network};
 use crate::node::{Running, SimNode};
 use crate::options::ClusterOptions;
 use crate::resolve;
@@ -432,10 +432,10 @@ impl Simulator {
                 self.sync_clock(id)?;
             }
             _ => {
-                if let Some(envelope) = self.network.pop_next() {
-                    self.now = self.now.max(envelope.deliver_at);
+                if let Some(sent) = self.network.pop_next() {
+                    self.now = self.now.max(sent.deliver_at);
                     self.steps += 1;
-                    self.deliver_envelope(envelope)?;
+                    self.deliver_one(sent)?;
                 }
             }
         }
@@ -473,13 +473,13 @@ impl Simulator {
     /// clock (delays are skipped; cut links still lose messages). Returns the deliveries.
     pub fn settle(&mut self) -> Result<usize, SimError> {
         let mut delivered = 0;
-        while let Some(envelope) = self.network.pop_next() {
+        while let Some(sent) = self.network.pop_next() {
             delivered += 1;
             if delivered > SETTLE_LIMIT {
                 return invalid(format!("the network did not go quiet after {SETTLE_LIMIT} deliveries"));
             }
             self.steps += 1;
-            self.deliver_envelope(envelope)?;
+            self.deliver_one(sent)?;
         }
         Ok(delivered)
     }
@@ -487,11 +487,11 @@ impl Simulator {
     /// Delivers the messages in flight selected by `filter` now (only the first when
     /// `first_only`). What they cause stays in flight. Returns how many were selected.
     pub fn deliver(&mut self, filter: &MessageFilter, first_only: bool) -> Result<usize, SimError> {
-        let envelopes = self.network.take(filter, first_only);
-        let count = envelopes.len();
-        for envelope in envelopes {
+        let messages = self.network.take(filter, first_only);
+        let count = messages.len();
+        for sent in messages {
             self.steps += 1;
-            self.deliver_envelope(envelope)?;
+            self.deliver_one(sent)?;
         }
         Ok(count)
     }
@@ -505,8 +505,8 @@ impl Simulator {
         lost.len()
     }
 
-    fn deliver_envelope(&mut self, envelope: Envelope) -> Result<(), SimError> {
-        let Envelope { from, to, message, .. } = envelope;
+    fn deliver_one(&mut self, sent: InFlight) -> Result<(), SimError> {
+        let InFlight { from, to, message, .. } = sent;
         if self.network.is_cut(from, to) || !self.is_up(to) {
             self.trace.push(self.now, TraceEvent::Lost { from, to, kind: message.kind() });
             return Ok(());
