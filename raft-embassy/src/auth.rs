@@ -57,7 +57,7 @@ mod tests {
     #[test]
     fn tags_check_the_key_and_every_bit() {
         let key = FrameKey::new([7; 32]);
-        let frame = b"an envelope";
+        let frame = b"an wire";
         let tag = key.tag(frame);
         assert!(key.verify(frame, &tag));
         assert!(!FrameKey::new([8; 32]).verify(frame, &tag), "another key");

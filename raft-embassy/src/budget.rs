@@ -19,15 +19,15 @@ use raft_core::{
     SnapshotMeta,
 };
 
-use crate::envelope::Envelope;
+use crate::wire::WireMessage;
 
-/// How a transport frames an [`Envelope`], for the bytes it adds.
+/// How a transport frames an [`WireMessage`], for the bytes it adds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Framing {
-    /// Postcard bytes as they are ([`Envelope::to_frame`]; [`LocalNetwork`](crate::LocalNetwork)).
+    /// Postcard bytes as they are ([`WireMessage::to_frame`]; [`LocalNetwork`](crate::LocalNetwork)).
     Plain,
-    /// A serial frame: postcard, CRC-32, COBS, a `0` delimiter ([`Envelope::to_serial_frame`];
+    /// A serial frame: postcard, CRC-32, COBS, a `0` delimiter ([`WireMessage::to_serial_frame`];
     /// [`FrameReader`](crate::FrameReader) needs the whole frame with its delimiter in its
     /// buffer).
     Serial,
@@ -244,6 +244,6 @@ fn snapshot_frame_len(chunk: usize, framing: Framing, max_members: usize) -> usi
 }
 
 fn encoded_len(message: Message) -> usize {
-    let envelope = Envelope { from: u64::MAX, to: u64::MAX, message };
-    postcard::experimental::serialized_size(&envelope).unwrap_or(usize::MAX)
+    let wire = WireMessage { from: u64::MAX, to: u64::MAX, message };
+    postcard::experimental::serialized_size(&wire).unwrap_or(usize::MAX)
 }

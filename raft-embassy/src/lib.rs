@@ -6,7 +6,8 @@
 //! atomics (`riscv32imc-unknown-none-elf`, with `portable-atomic`). The adapter supplies what
 //! the runtime owns and stays thin:
 //!
-//! * **Time**: [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
+//! * **Time**: [`EmbassyClock`] lets a node sleep until its next deadline; or
+//!   [`TickExt::with_ticks`] merges an embassy-time [`Ticker`](embassy_time::Ticker)
 //!   into a node's incoming stream as [`Incoming::Tick`](raft_core::Incoming::Tick) events
 //!   (embassy-time needs its generic timer queue: see [`TickExt`]).
 //! * **Storage**: a node's storage is a raft-core [`LogStore`](raft_core::LogStore) (term, vote,
@@ -15,7 +16,7 @@
 //!   byte. [`RamState`] is raft-core's in-memory log store over a fixed-capacity [`Window`] of
 //!   entries, compacted by snapshots; it reports
 //!   [`MemStateError::Full`](raft_core::MemStateError::Full) rather than growing or panicking.
-//! * **Transport**: an [`Envelope`] is the postcard wire format. [`LocalNetwork`] connects nodes
+//! * **Transport**: a [`WireMessage`] (a Raft message with its sender and recipient) is the postcard wire format. [`LocalNetwork`] connects nodes
 //!   of one firmware through embassy-sync channels (with links that can be cut, for tests and
 //!   demos); [`FrameWriter`] and [`FrameReader`] carry CRC-checked, COBS-delimited frames over
 //!   any `embedded-io-async` byte stream (UART, radio). With the `udp` feature, `UdpTransport`
@@ -60,7 +61,6 @@ extern crate alloc;
 #[cfg(feature = "auth")]
 mod auth;
 mod budget;
-mod envelope;
 mod flash;
 mod network;
 mod serial;
@@ -70,15 +70,16 @@ mod store;
 mod ticks;
 #[cfg(feature = "udp")]
 mod udp;
+mod wire;
 
 #[cfg(feature = "auth")]
 pub use auth::{FrameKey, TAG_BYTES};
 pub use budget::{check_frames, small_frame_config, FrameBudget, FrameBudgetError, Framing};
-pub use envelope::{Envelope, FrameError};
 pub use flash::{FlashConfigError, FlashLog, FlashLogConfig, FlashLogError};
 pub use network::{Inbox, LocalNetwork, NetworkStats, Undelivered};
 pub use serial::{FrameReader, FrameWriter, SerialError};
 pub use store::{RamState, Window};
-pub use ticks::{TickExt, WithTicks, DEFAULT_TICK};
+pub use ticks::{EmbassyClock, TickExt, WithTicks, DEFAULT_TICK};
 #[cfg(feature = "udp")]
 pub use udp::{UdpSetupError, UdpStats, UdpTransport, SMALL_UDP_FRAME};
+pub use wire::{FrameError, WireMessage};

@@ -1,7 +1,7 @@
 //! [`LocalNetwork`]: nodes in one firmware exchange postcard frames through embassy-sync
 //! channels, over links that can be cut and healed.
 //!
-//! Every message is encoded into an [`Envelope`] frame by the sender and decoded by the
+//! Every message is encoded into an [`WireMessage`] frame by the sender and decoded by the
 //! receiver's [`Inbox`], exactly as it would be on a real wire, so a single-chip cluster tests the
 //! wire format too. Delivery is best effort, like any network Raft runs on: a frame for a full
 //! inbox or over a cut link is dropped and counted, and Raft retransmits.
@@ -19,7 +19,7 @@ use futures_core::stream::Stream;
 use futures_util::StreamExt;
 use raft_core::{Incoming, Message, NodeId};
 
-use crate::envelope::Envelope;
+use crate::wire::WireMessage;
 
 /// Up to `NODES` nodes (at most 32) in one firmware, each with an inbox of `DEPTH` frames.
 ///
@@ -129,7 +129,7 @@ impl<M: RawMutex, const NODES: usize, const DEPTH: usize> LocalNetwork<M, NODES,
         if self.cut.lock(|cut| cut.get()[sender] & (1 << receiver) != 0) {
             return Err(Undelivered::LinkDown);
         }
-        let frame = Envelope { from, to, message }.to_frame().map_err(|_| Undelivered::Encode)?;
+        let frame = WireMessage { from, to, message }.to_frame().map_err(|_| Undelivered::Encode)?;
         self.inboxes[receiver].try_send(frame).map_err(|_| Undelivered::InboxFull)
     }
 
@@ -201,8 +201,8 @@ impl<M: RawMutex, const DEPTH: usize> Stream for Inbox<'_, M, DEPTH> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
         while let Poll::Ready(Some(frame)) = self.frames.poll_next_unpin(cx) {
-            match Envelope::from_frame(&frame) {
-                Ok(envelope) if envelope.to == self.id => return Poll::Ready(Some(envelope.into())),
+            match WireMessage::from_frame(&frame) {
+                Ok(wire) if wire.to == self.id => return Poll::Ready(Some(wire.into())),
                 _ => count(self.stats, |stats| stats.dropped += 1),
             }
         }

@@ -1,7 +1,7 @@
 //! Nodes connected by a byte stream (UART, radio, USB CDC …): serial frames over any
 //! [`embedded_io_async`] reader and writer.
 //!
-//! Each [`Envelope`] travels as one serial frame (see [`Envelope::to_serial_frame`]). The reader
+//! Each [`WireMessage`] travels as one serial frame (see [`WireMessage::to_serial_frame`]). The reader
 //! resynchronises at the next frame delimiter after line noise, an overlong frame or a failed
 //! CRC, so one bad frame costs one message, which Raft retransmits.
 
@@ -12,7 +12,7 @@ use futures_core::stream::Stream;
 use raft_core::{Config, Incoming, NodeId};
 
 use crate::budget::{check_frames, FrameBudget, FrameBudgetError, Framing};
-use crate::envelope::{Envelope, FrameError};
+use crate::wire::{FrameError, WireMessage};
 
 /// Why a serial frame could not be sent or received.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,14 +49,14 @@ pub struct FrameWriter<W> {
 }
 
 impl<W: Write> FrameWriter<W> {
-    /// Frames envelopes onto `writer`.
+    /// Frames messages onto `writer`.
     pub fn new(writer: W) -> Self {
         FrameWriter { writer }
     }
 
-    /// Writes one envelope as a serial frame and flushes it.
-    pub async fn send(&mut self, envelope: &Envelope) -> Result<(), SerialError<W::Error>> {
-        let frame = envelope.to_serial_frame().map_err(SerialError::Frame)?;
+    /// Writes one wire as a serial frame and flushes it.
+    pub async fn send(&mut self, wire: &WireMessage) -> Result<(), SerialError<W::Error>> {
+        let frame = wire.to_serial_frame().map_err(SerialError::Frame)?;
         self.writer.write_all(&frame).await.map_err(SerialError::Io)?;
         self.writer.flush().await.map_err(SerialError::Io)
     }
@@ -69,13 +69,13 @@ impl<W: Write> FrameWriter<W> {
 /// use embassy_sync::{blocking_mutex::raw::NoopRawMutex, pipe::Pipe};
 /// use futures::executor::block_on;
 /// use raft_core::Message;
-/// use raft_embassy::{Envelope, FrameReader, FrameWriter};
+/// use raft_embassy::{WireMessage, FrameReader, FrameWriter};
 ///
 /// let wire: Pipe<NoopRawMutex, 256> = Pipe::new();
 /// let (mut writer, mut reader) = (FrameWriter::new(&wire), FrameReader::<_, 128>::new(&wire));
-/// let envelope = Envelope { from: 1, to: 2, message: Message::TimeoutNow { term: 3 } };
-/// block_on(writer.send(&envelope)).unwrap();
-/// assert_eq!(block_on(reader.receive()).unwrap(), envelope);
+/// let wire = WireMessage { from: 1, to: 2, message: Message::TimeoutNow { term: 3 } };
+/// block_on(writer.send(&wire)).unwrap();
+/// assert_eq!(block_on(reader.receive()).unwrap(), wire);
 /// ```
 pub struct FrameReader<R, const N: usize> {
     reader: R,
@@ -116,7 +116,7 @@ impl<R: Read, const N: usize> FrameReader<R, N> {
 
     /// Reads the next frame. After [`SerialError::Oversized`] or [`SerialError::Frame`] the
     /// reader is in sync again: call it again for the next frame.
-    pub async fn receive(&mut self) -> Result<Envelope, SerialError<R::Error>> {
+    pub async fn receive(&mut self) -> Result<WireMessage, SerialError<R::Error>> {
         loop {
             if let Some(offset) = self.buf[self.scanned..self.len].iter().position(|&b| b == 0) {
                 match self.take_frame(self.scanned + offset) {
@@ -140,13 +140,13 @@ impl<R: Read, const N: usize> FrameReader<R, N> {
 
     /// Decodes the frame that ends at the delimiter at `end` and removes it from the buffer;
     /// `None` for an empty frame.
-    fn take_frame(&mut self, end: usize) -> Option<Result<Envelope, SerialError<R::Error>>> {
+    fn take_frame(&mut self, end: usize) -> Option<Result<WireMessage, SerialError<R::Error>>> {
         let result = if self.overflowed {
             Some(Err(SerialError::Oversized))
         } else if end == 0 {
             None
         } else {
-            Some(Envelope::from_serial_frame(&mut self.buf[..end]).map_err(SerialError::Frame))
+            Some(WireMessage::from_serial_frame(&mut self.buf[..end]).map_err(SerialError::Frame))
         };
         self.buf.copy_within(end + 1..self.len, 0);
         self.len -= end + 1;
@@ -162,7 +162,7 @@ impl<R: Read, const N: usize> FrameReader<R, N> {
         futures_util::stream::unfold(self, move |mut reader| async move {
             loop {
                 match reader.receive().await {
-                    Ok(envelope) if envelope.to == me => return Some((envelope.into(), reader)),
+                    Ok(wire) if wire.to == me => return Some((wire.into(), reader)),
                     Ok(_) | Err(SerialError::Oversized | SerialError::Frame(_)) => {}
                     Err(SerialError::Io(_) | SerialError::Closed) => return None,
                 }
@@ -179,12 +179,12 @@ mod tests {
     use futures::StreamExt;
     use raft_core::{AppendEntries, Bytes, Entry, LogId, Message, Payload};
 
-    fn envelope(to: NodeId, term: u64) -> Envelope {
-        Envelope { from: 1, to, message: Message::TimeoutNow { term } }
+    fn wire(to: NodeId, term: u64) -> WireMessage {
+        WireMessage { from: 1, to, message: Message::TimeoutNow { term } }
     }
 
-    fn frame(envelope: &Envelope) -> Vec<u8> {
-        envelope.to_serial_frame().unwrap()
+    fn frame(wire: &WireMessage) -> Vec<u8> {
+        wire.to_serial_frame().unwrap()
     }
 
     /// A line with noise, a frame for another node, an oversized frame and a corrupted one
@@ -198,12 +198,12 @@ mod tests {
             commit: 0,
             round: 0,
         });
-        let oversized = frame(&Envelope { from: 1, to: 2, message });
-        let mut corrupted = frame(&envelope(2, 9));
+        let oversized = frame(&WireMessage { from: 1, to: 2, message });
+        let mut corrupted = frame(&wire(2, 9));
         corrupted[2] ^= 0x10;
-        [&[0][..], &[5, 1, 2, 0], &frame(&envelope(2, 1)), &frame(&envelope(3, 2)), &oversized, &corrupted]
+        [&[0][..], &[5, 1, 2, 0], &frame(&wire(2, 1)), &frame(&wire(3, 2)), &oversized, &corrupted]
             .into_iter()
-            .chain([&frame(&envelope(2, 3))[..], &[0, 0], &frame(&envelope(2, 4))])
+            .chain([&frame(&wire(2, 3))[..], &[0, 0], &frame(&wire(2, 4))])
             .flatten()
             .copied()
             .collect()
@@ -232,6 +232,6 @@ mod tests {
         let line = noisy_line();
         let incoming: Vec<Incoming> =
             block_on(FrameReader::<_, 128>::new(&line[..]).into_incoming(2).collect());
-        assert_eq!(incoming, [1, 3, 4].map(|term| Incoming::from(envelope(2, term))));
+        assert_eq!(incoming, [1, 3, 4].map(|term| Incoming::from(wire(2, term))));
     }
 }

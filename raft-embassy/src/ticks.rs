@@ -1,17 +1,47 @@
-//! Time for the stream driver: an embassy [`Ticker`] merged into a node's incoming stream.
+//! Time for the stream driver, two ways: [`EmbassyClock`] lends it embassy-time's timer, so
+//! a node sleeps until its next deadline; or [`TickExt::with_ticks`] merges an embassy
+//! [`Ticker`] into the node's incoming stream.
 //!
-//! raft-core never reads a clock. Time enters only as [`Incoming::Tick`] events, which
-//! [`TickExt::with_ticks`] produces from embassy-time: every `period`, the current
-//! [`embassy_time::Instant`] becomes a `Tick` in milliseconds.
+//! raft-core never reads a clock. Time enters as [`Incoming::Tick`] events (every `period`,
+//! the current [`embassy_time::Instant`] becomes a `Tick` in milliseconds), or through a
+//! [`Clock`] the driver asks for the time and for a timer.
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use embassy_time::{Duration, Ticker};
+use embassy_time::{Duration, Ticker, Timer};
 use futures_core::stream::{FusedStream, Stream};
 use futures_util::StreamExt;
 use pin_project_lite::pin_project;
-use raft_core::{Incoming, Instant};
+use raft_core::{Clock, Incoming, Instant};
+
+/// embassy-time's clock and timer, as a raft-core [`Clock`]: with
+/// [`into_raft_events_with_clock`](raft_core::RaftStreamExt::into_raft_events_with_clock) a
+/// node wakes only for its next deadline (a heartbeat, an election timeout) or its next input,
+/// instead of every tick: on a battery, the MCU sleeps in between. Instants are
+/// [`embassy_time::Instant`] in milliseconds. The timer queue note on [`TickExt`] applies.
+///
+/// ```
+/// use futures::stream;
+/// use raft_core::{Bytes, Config, Incoming, MemState, Membership, RaftStreamExt};
+/// use raft_embassy::EmbassyClock;
+///
+/// let state = (MemState::new(Membership::new([1])), Vec::<Bytes>::new());
+/// let events = stream::pending::<Incoming>().into_raft_events_with_clock(1, state, Config::default(), EmbassyClock);
+/// # drop(events);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmbassyClock;
+
+impl Clock for EmbassyClock {
+    fn now(&self) -> Instant {
+        Instant::from_millis(embassy_time::Instant::now().as_millis())
+    }
+
+    async fn sleep_until(&mut self, deadline: Instant) {
+        Timer::at(embassy_time::Instant::from_millis(deadline.as_millis())).await;
+    }
+}
 
 /// A tick period that suits the default [`raft_core::Config`] timeouts: well below the 50 ms
 /// heartbeat interval, so timers fire within 10 ms of their deadline.

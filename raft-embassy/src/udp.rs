@@ -1,7 +1,7 @@
 //! [`UdpTransport`]: Raft messages as UDP datagrams over embassy-net.
 //!
 //! A datagram carries one frame: a header byte (`1` plain, `2` authenticated), the postcard
-//! [`Envelope`], and with a [`FrameKey`](crate::FrameKey) a 16-byte tag. The node loop hands
+//! [`WireMessage`], and with a [`FrameKey`](crate::FrameKey) a 16-byte tag. The node loop hands
 //! messages to [`UdpTransport::send`], which frames them into the recipient's bounded queue
 //! and never waits; a sender task ([`UdpTransport::run_sender`]) drains the queues into the
 //! socket. When a peer's queue is full the new frame is dropped and counted, as raft-std does:
@@ -58,7 +58,7 @@ use heapless::Deque;
 use raft_core::{Config, Incoming, Message, NodeId};
 
 use crate::budget::{check_frames, FrameBudgetError, Framing};
-use crate::envelope::Envelope;
+use crate::wire::WireMessage;
 
 /// Frame bytes that cross any IPv4 path without fragmentation (576-byte datagrams less the
 /// IPv4 and UDP headers): the frame size for [`small_frame_config`](crate::small_frame_config)
@@ -220,7 +220,8 @@ impl<M: RawMutex, const PEERS: usize, const DEPTH: usize, const FRAME: usize>
     /// queue was full) and Raft retransmits.
     pub fn send(&self, to: NodeId, message: Message) -> Result<(), crate::Undelivered> {
         let slot = self.slot(to).ok_or(crate::Undelivered::UnknownNode(to))?;
-        let frame = self.seal(&Envelope { from: self.me, to, message }).ok_or(crate::Undelivered::Encode)?;
+        let frame =
+            self.seal(&WireMessage { from: self.me, to, message }).ok_or(crate::Undelivered::Encode)?;
         let queued = self.queues.lock(|queues| queues.borrow_mut()[slot].push_back(frame).is_ok());
         if queued {
             self.ready.signal(());
@@ -273,9 +274,9 @@ impl<M: RawMutex, const PEERS: usize, const DEPTH: usize, const FRAME: usize>
                     Err(RecvError::Truncated) => Err(Rejected::Malformed),
                 };
                 match outcome {
-                    Ok(envelope) => {
+                    Ok(wire) => {
                         self.count(|stats| stats.received += 1);
-                        return Some((envelope.into(), buf));
+                        return Some((wire.into(), buf));
                     }
                     Err(rejected) => self.count(|stats| match rejected {
                         Rejected::Malformed => stats.malformed += 1,
@@ -310,10 +311,10 @@ impl<M: RawMutex, const PEERS: usize, const DEPTH: usize, const FRAME: usize>
         });
     }
 
-    /// Encodes a frame: header, postcard envelope, tag. `None` if it does not fit `FRAME`.
-    fn seal(&self, envelope: &Envelope) -> Option<Vec<u8>> {
+    /// Encodes a frame: header, postcard wire, tag. `None` if it does not fit `FRAME`.
+    fn seal(&self, wire: &WireMessage) -> Option<Vec<u8>> {
         let header = if self.authenticated() { AUTHENTICATED } else { PLAIN };
-        let frame = postcard::to_extend(envelope, alloc::vec![header]).ok()?;
+        let frame = postcard::to_extend(wire, alloc::vec![header]).ok()?;
         #[cfg(feature = "auth")]
         let frame = match &self.key {
             Some(key) => {
@@ -328,7 +329,7 @@ impl<M: RawMutex, const PEERS: usize, const DEPTH: usize, const FRAME: usize>
     }
 
     /// Checks and decodes a received frame. Untrusted input: never panics.
-    fn open(&self, frame: &[u8], source: IpEndpoint) -> Result<Envelope, Rejected> {
+    fn open(&self, frame: &[u8], source: IpEndpoint) -> Result<WireMessage, Rejected> {
         let (&header, _) = frame.split_first().ok_or(Rejected::Malformed)?;
         let body = match header {
             PLAIN if !self.authenticated() => &frame[1..],
@@ -352,15 +353,15 @@ impl<M: RawMutex, const PEERS: usize, const DEPTH: usize, const FRAME: usize>
             AUTHENTICATED => return Err(Rejected::Auth),
             _ => return Err(Rejected::Malformed),
         };
-        let envelope = Envelope::from_frame(body).map_err(|_| Rejected::Malformed)?;
-        let sender = self.peers.iter().find(|&&(id, _)| id == envelope.from);
+        let wire = WireMessage::from_frame(body).map_err(|_| Rejected::Malformed)?;
+        let sender = self.peers.iter().find(|&&(id, _)| id == wire.from);
         if sender.is_none_or(|&(_, endpoint)| endpoint != source) {
             return Err(Rejected::UnknownSender);
         }
-        if envelope.to != self.me {
+        if wire.to != self.me {
             return Err(Rejected::Misaddressed);
         }
-        Ok(envelope)
+        Ok(wire)
     }
 }
 
@@ -427,7 +428,8 @@ mod tests {
             Transport::new(1, &peers(), &config(false)).unwrap(),
             Transport::new(2, &peers(), &config(false)).unwrap(),
         );
-        let frame = one.seal(&Envelope { from: 1, to: 2, message: Message::TimeoutNow { term: 4 } }).unwrap();
+        let frame =
+            one.seal(&WireMessage { from: 1, to: 2, message: Message::TimeoutNow { term: 4 } }).unwrap();
         assert!(two.open(&frame, endpoint(1)).is_ok());
         assert!(matches!(two.open(&frame, endpoint(3)), Err(Rejected::UnknownSender)), "a spoofed sender");
         assert!(matches!(one.open(&frame, endpoint(1)), Err(Rejected::Misaddressed)));
@@ -450,12 +452,12 @@ mod tests {
         };
         let (one, two, stranger) = (keyed(1, 5), keyed(2, 5), keyed(1, 6));
         let plain = Transport::new(1, &peers(), &config(true)).unwrap();
-        let envelope = Envelope { from: 1, to: 2, message: Message::TimeoutNow { term: 4 } };
-        let frame = one.seal(&envelope).unwrap();
-        assert_eq!(two.open(&frame, endpoint(1)).ok(), Some(envelope.clone()));
-        assert!(matches!(two.open(&stranger.seal(&envelope).unwrap(), endpoint(1)), Err(Rejected::Auth)));
+        let wire = WireMessage { from: 1, to: 2, message: Message::TimeoutNow { term: 4 } };
+        let frame = one.seal(&wire).unwrap();
+        assert_eq!(two.open(&frame, endpoint(1)).ok(), Some(wire.clone()));
+        assert!(matches!(two.open(&stranger.seal(&wire).unwrap(), endpoint(1)), Err(Rejected::Auth)));
         assert!(
-            matches!(two.open(&plain.seal(&envelope).unwrap(), endpoint(1)), Err(Rejected::Auth)),
+            matches!(two.open(&plain.seal(&wire).unwrap(), endpoint(1)), Err(Rejected::Auth)),
             "untagged"
         );
         assert!(matches!(plain.open(&frame, endpoint(1)), Err(Rejected::Auth)), "tagged, but no key here");

@@ -1,10 +1,11 @@
-//! The flash store passes testkit's log-store conformance suite, on a simulated NOR flash.
+//! The flash store (on a simulated NOR flash) and the in-RAM window pass testkit's log-store
+//! conformance suite.
 
 #[path = "../src/sim_flash.rs"]
 mod sim_flash;
 
 use raft_core::Membership;
-use raft_embassy::{FlashLog, FlashLogConfig};
+use raft_embassy::{FlashLog, FlashLogConfig, RamState};
 use sim_flash::SimFlash;
 use testkit::conformance::{check_log_store, StoreFactory};
 
@@ -38,4 +39,24 @@ impl StoreFactory for OnFlash {
 #[test]
 fn the_flash_store_conforms() {
     futures::executor::block_on(check_log_store(OnFlash));
+}
+
+/// raft-core's in-memory log store over a fixed window: a restart keeps the value.
+struct InRam;
+
+impl StoreFactory for InRam {
+    type Store = RamState<16>;
+
+    async fn fresh(&mut self, bootstrap: Membership) -> Self::Store {
+        RamState::<16>::with_buffer(bootstrap)
+    }
+
+    async fn restart(&mut self, store: Self::Store) -> Self::Store {
+        store
+    }
+}
+
+#[test]
+fn the_ram_store_conforms() {
+    futures::executor::block_on(check_log_store(InRam));
 }

@@ -40,7 +40,7 @@ use raft_core::{
     Payload, ProposeError, RaftStreamExt, ReadError, RequestId, RestoreError, Role, SnapshotMeta,
     SnapshotReader, SnapshotWriter, StateMachine, Term,
 };
-use raft_embassy::{FlashLog, FlashLogConfig, LocalNetwork, NetworkStats, TickExt, DEFAULT_TICK};
+use raft_embassy::{EmbassyClock, FlashLog, FlashLogConfig, LocalNetwork, NetworkStats};
 
 type Cs = CriticalSectionRawMutex;
 
@@ -88,19 +88,17 @@ fn slot(id: NodeId) -> usize {
     (id - 1) as usize
 }
 
-/// The demo's state machine: counts commands and folds them into an FNV-1a hash, so equal
+/// The demo's state machine: counts commands and chains them through a CRC-64, so equal
 /// digests mean the same commands were applied in the same order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Digest {
     commands: u64,
     hash: u64,
 }
 
-impl Default for Digest {
-    fn default() -> Self {
-        Digest { commands: 0, hash: 0xcbf2_9ce4_8422_2325 }
-    }
-}
+/// The CRC the digest chains commands through (the crate's frames use the `crc` crate too).
+const DIGEST_CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_ECMA_182);
+
 
 impl Digest {
     fn to_bytes(self) -> Bytes {
@@ -125,9 +123,9 @@ impl StateMachine for Digest {
     async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
         if let Payload::Command(command) = &entry.payload {
             self.commands += 1;
-            self.hash = command
-                .iter()
-                .fold(self.hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+            let mut digest = DIGEST_CRC.digest_with_initial(self.hash);
+            digest.update(command);
+            self.hash = digest.finalize();
         }
         Ok(Bytes::new())
     }
@@ -294,7 +292,7 @@ async fn node(id: NodeId) {
 async fn run_node(id: NodeId) -> String {
     NETWORK.clear_inbox(id);
     let Some(inbox) = NETWORK.inbox(id) else { return "not on the network".into() };
-    let inputs = futures_util::stream::select(inbox, CLIENTS[slot(id)].receiver()).with_ticks(DEFAULT_TICK);
+    let inputs = futures_util::stream::select(inbox, CLIENTS[slot(id)].receiver());
     let flash_config = FlashLogConfig {
         log_capacity: LOG_WINDOW as u32,
         max_item_bytes: 128,
@@ -312,7 +310,8 @@ async fn run_node(id: NodeId) -> String {
     };
     OBSERVED.lock(|observed| observed.borrow_mut().restored[slot(id)] = Some(restored));
     let config = Config { snapshot_every: LOG_WINDOW as u64 / 2, seed: id, ..Config::default() };
-    let mut outputs = inputs.into_raft_events_with(id, (log, Digest::default()), config);
+    // The node sleeps until its next deadline or input (no periodic tick).
+    let mut outputs = inputs.into_raft_events_with_clock(id, (log, Digest::default()), config, EmbassyClock);
     while let Some(output) = outputs.next().await {
         match output {
             // A frame lost to a cut link or a full inbox is retransmitted by Raft.

@@ -1,11 +1,11 @@
-//! The wire format: an [`Envelope`] (sender, recipient, Raft message) encoded with postcard.
+//! The wire format: an [`WireMessage`] (sender, recipient, Raft message) encoded with postcard.
 //!
 //! Two framings:
 //!
-//! * [`Envelope::to_frame`] / [`Envelope::from_frame`]: plain postcard bytes, for transports
+//! * [`WireMessage::to_frame`] / [`WireMessage::from_frame`]: plain postcard bytes, for transports
 //!   that keep message boundaries and integrity themselves (in-memory channels, CAN-FD/radio
 //!   stacks with their own checksums).
-//! * [`Envelope::to_serial_frame`] / [`Envelope::from_serial_frame`]: postcard bytes followed
+//! * [`WireMessage::to_serial_frame`] / [`WireMessage::from_serial_frame`]: postcard bytes followed
 //!   by a CRC-32 (iSCSI polynomial), COBS-encoded and terminated by a `0` byte, for raw byte
 //!   streams such as a UART: a receiver resynchronises at the next `0` after noise, and a
 //!   corrupted frame fails its CRC instead of turning into a different, valid message.
@@ -24,14 +24,14 @@ const SERIAL_CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 ///
 /// ```
 /// use raft_core::Message;
-/// use raft_embassy::Envelope;
+/// use raft_embassy::WireMessage;
 ///
-/// let envelope = Envelope { from: 1, to: 2, message: Message::TimeoutNow { term: 3 } };
-/// let frame = envelope.to_frame().unwrap();
-/// assert_eq!(Envelope::from_frame(&frame).unwrap(), envelope);
+/// let wire = WireMessage { from: 1, to: 2, message: Message::TimeoutNow { term: 3 } };
+/// let frame = wire.to_frame().unwrap();
+/// assert_eq!(WireMessage::from_frame(&frame).unwrap(), wire);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
+pub struct WireMessage {
     /// The sending node.
     pub from: NodeId,
     /// The node the message is for (lets receivers on a shared bus drop others' traffic).
@@ -52,8 +52,8 @@ impl fmt::Display for FrameError {
 
 impl core::error::Error for FrameError {}
 
-impl Envelope {
-    /// Encodes the envelope as postcard bytes.
+impl WireMessage {
+    /// Encodes the wire message as postcard bytes.
     pub fn to_frame(&self) -> Result<Vec<u8>, FrameError> {
         postcard::to_allocvec(self).map_err(FrameError)
     }
@@ -63,19 +63,19 @@ impl Envelope {
         postcard::from_bytes(frame).map_err(FrameError)
     }
 
-    /// Encodes the envelope for a byte stream: COBS(postcard ‖ CRC-32), then a `0` delimiter.
+    /// Encodes the wire message for a byte stream: COBS(postcard ‖ CRC-32), then a `0` delimiter.
     ///
     /// ```
     /// use raft_core::Message;
-    /// use raft_embassy::Envelope;
+    /// use raft_embassy::WireMessage;
     ///
-    /// let envelope = Envelope { from: 1, to: 2, message: Message::TimeoutNow { term: 3 } };
-    /// let mut frame = envelope.to_serial_frame().unwrap();
+    /// let wire = WireMessage { from: 1, to: 2, message: Message::TimeoutNow { term: 3 } };
+    /// let mut frame = wire.to_serial_frame().unwrap();
     /// assert_eq!(frame.pop(), Some(0), "the delimiter ends the frame");
     /// assert!(!frame.contains(&0), "and appears nowhere else");
-    /// assert_eq!(Envelope::from_serial_frame(&mut frame.clone()).unwrap(), envelope);
+    /// assert_eq!(WireMessage::from_serial_frame(&mut frame.clone()).unwrap(), wire);
     /// frame[1] ^= 0x40; // a bit flipped on the wire
-    /// assert!(Envelope::from_serial_frame(&mut frame).is_err());
+    /// assert!(WireMessage::from_serial_frame(&mut frame).is_err());
     /// ```
     pub fn to_serial_frame(&self) -> Result<Vec<u8>, FrameError> {
         let checked = postcard::to_allocvec_crc32(self, SERIAL_CRC.digest()).map_err(FrameError)?;
@@ -92,9 +92,9 @@ impl Envelope {
     }
 }
 
-impl From<Envelope> for Incoming {
-    fn from(envelope: Envelope) -> Incoming {
-        Incoming::Message { from: envelope.from, message: envelope.message }
+impl From<WireMessage> for Incoming {
+    fn from(wire: WireMessage) -> Incoming {
+        Incoming::Message { from: wire.from, message: wire.message }
     }
 }
 
@@ -103,7 +103,7 @@ mod tests {
     use super::*;
     use raft_core::{AppendEntries, Bytes, Entry, LogId, Payload};
 
-    fn append_entries(len: usize) -> Envelope {
+    fn append_entries(len: usize) -> WireMessage {
         let entries = (1..=3)
             .map(|index| Entry {
                 term: 2,
@@ -118,36 +118,36 @@ mod tests {
             commit: 1,
             round: 7,
         });
-        Envelope { from: 3, to: 1, message }
+        WireMessage { from: 3, to: 1, message }
     }
 
     #[test]
     fn serial_frames_round_trip_across_cobs_block_boundaries() {
         for len in [0, 1, 253, 254, 255, 600] {
-            let envelope = append_entries(len);
-            let mut frame = envelope.to_serial_frame().unwrap();
+            let wire = append_entries(len);
+            let mut frame = wire.to_serial_frame().unwrap();
             assert_eq!(frame.pop(), Some(0));
             assert!(!frame.contains(&0));
-            assert_eq!(Envelope::from_serial_frame(&mut frame), Ok(envelope), "payload of {len} bytes");
+            assert_eq!(WireMessage::from_serial_frame(&mut frame), Ok(wire), "payload of {len} bytes");
         }
     }
 
     #[test]
     fn truncated_and_corrupted_frames_are_errors() {
-        let envelope = append_entries(10);
-        let plain = envelope.to_frame().unwrap();
+        let wire = append_entries(10);
+        let plain = wire.to_frame().unwrap();
         for cut in 0..plain.len() {
-            assert!(Envelope::from_frame(&plain[..cut]).is_err(), "cut at {cut}");
+            assert!(WireMessage::from_frame(&plain[..cut]).is_err(), "cut at {cut}");
         }
-        let mut serial = envelope.to_serial_frame().unwrap();
+        let mut serial = wire.to_serial_frame().unwrap();
         serial.pop();
         for cut in 0..serial.len() {
-            assert!(Envelope::from_serial_frame(&mut serial[..cut].to_vec()).is_err(), "cut at {cut}");
+            assert!(WireMessage::from_serial_frame(&mut serial[..cut].to_vec()).is_err(), "cut at {cut}");
         }
         for byte in 0..serial.len() {
             let mut flipped = serial.clone();
             flipped[byte] ^= 0x01;
-            assert!(Envelope::from_serial_frame(&mut flipped).is_err(), "flip in byte {byte}");
+            assert!(WireMessage::from_serial_frame(&mut flipped).is_err(), "flip in byte {byte}");
         }
     }
 }
