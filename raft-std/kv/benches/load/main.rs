@@ -35,10 +35,11 @@
 //! | `LOAD_SECS` | `5` | measured seconds per phase |
 //! | `LOAD_WARMUP_SECS` | `1` | warm-up seconds per phase |
 //! | `LOAD_SYSTEMS` | `raft-kv,etcd` | which systems to run |
+//! | `LOAD_RAFT_KV` | the `raft-kv` cargo built | another `raft-kv` binary (e.g. another branch's build) |
 //! | `LOAD_ETCD` | `etcd` on `PATH` | the etcd binary |
 //! | `LOAD_RAFT_KV_ARGS`, `LOAD_ETCD_ARGS` | none | extra flags for every node (split on spaces) |
 //! | `LOAD_MEMORY` | unset | instead of the table: load this many keys into each system, then report each node's resident memory |
-//! | `LOAD_MEMORY_CLIENTS`, `LOAD_MEMORY_SECS` | `64`, `900` | clients for that load, and its time limit |
+//! | `LOAD_MEMORY_CLIENTS`, `LOAD_MEMORY_SECS` | `64`, `900` | clients for that load, and its time limit per system |
 //! | `LOAD_DIR` | `target/tmp` | where the clusters keep their data |
 //!
 //! Outside `cargo bench` (e.g. `cargo test --benches`), it does nothing.
@@ -169,7 +170,7 @@ async fn run() {
     std::fs::create_dir_all(&root).expect("the data directory's parent");
     let launch = Launch {
         root,
-        raft_kv: PathBuf::from(env!("CARGO_BIN_EXE_raft-kv")),
+        raft_kv: PathBuf::from(env("LOAD_RAFT_KV").unwrap_or_else(|| env!("CARGO_BIN_EXE_raft-kv").into())),
         raft_kv_args: env_words("LOAD_RAFT_KV_ARGS"),
         etcd,
         etcd_args: env_words("LOAD_ETCD_ARGS"),
@@ -181,6 +182,12 @@ async fn run() {
     }
 }
 
+/// The 1, 5 and 15-minute load averages: how busy the (possibly shared) machine is.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn describe(settings: &Settings, launch: &Launch) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -188,7 +195,7 @@ fn describe(settings: &Settings, launch: &Launch) {
         "raft-kv load benchmark: 3 nodes per system on loopback, fsync on, {}-byte values",
         workload::VALUE_BYTES
     );
-    println!("machine: {cpus} CPUs, Linux {}", kernel.trim());
+    println!("machine: {cpus} CPUs, Linux {}, load average {}", kernel.trim(), load_average());
     println!("raft-kv: {} {}", launch.raft_kv.display(), launch.raft_kv_args.join(" "));
     if let Some(etcd) = &launch.etcd {
         if settings.systems.contains(&Kind::Etcd) {
@@ -426,7 +433,11 @@ fn print_table(settings: &Settings, rows: &[(usize, Vec<(Kind, Cell)>)]) {
         .iter()
         .flat_map(|(_, cells)| cells.iter().flat_map(|(_, c)| [c.write.client_cores, c.read.client_cores]))
         .fold(0.0, f64::max);
-    println!("The load generator used at most {:.0}% of one core.", busiest * 100.0);
+    println!(
+        "The load generator used at most {:.0}% of one core. Load average at the end: {}.",
+        busiest * 100.0,
+        load_average()
+    );
     for note in notes {
         println!("{note}");
     }
@@ -439,7 +450,7 @@ async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
         workload::VALUE_BYTES,
         settings.memory_clients
     );
-    let mut lines = Vec::new();
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
     for &kind in &settings.systems {
         let mut cluster = Cluster::start(kind, launch).await;
         let addr = cluster.leader_addr();
@@ -493,8 +504,9 @@ async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
             disk.join(" / "),
         );
         eprintln!("{line}");
+        rows.push(line);
         if loaded < keys {
-            lines.push(format!(
+            notes.push(format!(
                 "{}: only {loaded} of {keys} keys within {:.0} s ({} failed; first: {:?})",
                 kind.name(),
                 settings.memory_limit.as_secs_f64(),
@@ -503,17 +515,14 @@ async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
             ));
         }
         if !converged {
-            lines.push(format!("{}: the nodes had not converged after 120 s", kind.name()));
+            notes.push(format!("{}: the nodes had not converged after 120 s", kind.name()));
         }
-        lines.insert(0, line);
     }
     println!();
     println!("| system | keys | load time | writes/s | node 1 RSS | node 2 RSS | node 3 RSS | data on disk per node |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let (table, notes): (Vec<_>, Vec<_>) = lines.into_iter().partition(|l| l.starts_with('|'));
-    // The table lines were inserted at the front in reverse order.
-    for line in table.iter().rev() {
-        println!("{line}");
+    for row in rows {
+        println!("{row}");
     }
     for note in notes {
         println!("{note}");
