@@ -44,7 +44,7 @@ impl Node {
     fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("exited with {status}; see {}", self.log.display())),
+            Ok(Some(status)) => Err(format!("exited with {status}")),
             Err(e) => Err(format!("cannot wait for it: {e}")),
         }
     }
@@ -57,7 +57,8 @@ impl Drop for Node {
     }
 }
 
-/// A running three-node cluster. Dropping it kills the nodes, then deletes their data.
+/// A running three-node cluster. Dropping it kills the nodes, then deletes their data (after a
+/// panic, it first prints the end of each node's log).
 pub struct Cluster {
     pub kind: Kind,
     // Declared before `dir`: the processes die before their data directory is removed.
@@ -266,6 +267,24 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         false
+    }
+}
+
+impl Drop for Cluster {
+    /// After a panic, shows the end of each node's log (the directory is deleted next).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let _ = node.child.kill();
+            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            eprintln!("---- last lines of {} node {}'s log ----", self.kind.name(), i + 1);
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
