@@ -58,7 +58,7 @@ impl Drop for Node {
 }
 
 /// A running three-node cluster. Dropping it kills the nodes, then deletes their data (after a
-/// panic, it first prints the end of each node's log).
+/// panic, it prints the end of each node's log and keeps the directory).
 pub struct Cluster {
     pub kind: Kind,
     // Declared before `dir`: the processes die before their data directory is removed.
@@ -66,7 +66,8 @@ pub struct Cluster {
     /// Index in `nodes` of the leader found at start.
     pub leader: usize,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// Deleted on drop, except after a panic.
+    dir: Option<tempfile::TempDir>,
 }
 
 /// What a node says about itself.
@@ -164,7 +165,7 @@ impl Cluster {
             .no_proxy()
             .build()
             .expect("an HTTP client");
-        let mut cluster = Cluster { kind, nodes, leader: 0, http, _dir: dir };
+        let mut cluster = Cluster { kind, nodes, leader: 0, http, dir: Some(dir) };
         cluster.leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
     }
@@ -271,19 +272,29 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    /// After a panic, shows the end of each node's log (the directory is deleted next).
+    /// After a panic, shows the end of each node's log and keeps the data directory.
     fn drop(&mut self) {
         if !std::thread::panicking() {
             return;
         }
         for (i, node) in self.nodes.iter_mut().enumerate() {
             let _ = node.child.kill();
-            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let _ = node.child.wait();
+            let log = std::fs::read(&node.log).unwrap_or_default();
+            let log = String::from_utf8_lossy(&log);
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            eprintln!("---- last lines of {} node {}'s log ----", self.kind.name(), i + 1);
+            eprintln!(
+                "---- last lines of {} node {}'s log ({} bytes) ----",
+                self.kind.name(),
+                i + 1,
+                log.len()
+            );
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
             }
+        }
+        if let Some(dir) = self.dir.take() {
+            eprintln!("data and logs kept in {}", dir.keep().display());
         }
     }
 }
