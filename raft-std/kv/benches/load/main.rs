@@ -506,12 +506,12 @@ async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
         eprintln!("{line}");
         rows.push(line);
         if loaded < keys {
+            let stopped = if took >= settings.memory_limit { ", stopped by LOAD_MEMORY_SECS" } else { "" };
             notes.push(format!(
-                "{}: only {loaded} of {keys} keys within {:.0} s ({} failed; first: {:?})",
+                "{}: {loaded} of {keys} writes acknowledged ({} failed{stopped}; first failure: {})",
                 kind.name(),
-                settings.memory_limit.as_secs_f64(),
                 record.errors,
-                record.first_error
+                record.first_error.as_deref().unwrap_or("none"),
             ));
         }
         if !converged {
