@@ -1,0 +1,530 @@
+//! Load benchmark of `raft-kv` over HTTP, side by side with etcd.
+//!
+//! # Method
+//!
+//! * Three `raft-kv` processes (the binary this package builds, default flags: fsync on) on
+//!   loopback, data in a fresh directory under `target/tmp`; likewise, when an `etcd` binary is
+//!   installed, three etcd processes (default flags: fsync on), driven through etcd's JSON
+//!   gateway (`POST /v3/kv/put`, `POST /v3/kv/range`, base64 keys and values).
+//! * For each client count `C` and each system, a fresh cluster. Once a leader is elected and
+//!   has accepted a write, `C` closed-loop clients, each with one keep-alive HTTP/1.1
+//!   connection to the leader, send requests back to back:
+//!   1. writes of 64-byte values to distinct keys: a warm-up (its keys are kept), then the
+//!      measured window;
+//!   2. linearizable reads of the keys written during the warm-up (raft-kv: `GET /kv/{key}`;
+//!      etcd: range without `serializable`): warm-up, then the measured window.
+//! * Every request that starts in the measured window is recorded; writes/s and reads/s are
+//!   successful requests over the window, p50 and p99 are exact (every latency is kept).
+//!   `CPU/op` is the CPU time of the three server processes together (from
+//!   `/proc/<pid>/stat`) over the window, per successful request: steadier than throughput on
+//!   a shared machine.
+//! * The ratios are raft-kv / etcd for throughput and etcd / raft-kv for latency and CPU, so
+//!   above 1 means raft-kv is better.
+//!
+//! The load generator runs in this process on one thread (a current-thread tokio runtime,
+//! hyper's HTTP/1.1 client), sharing the machine with the six server processes; its own CPU
+//! use is printed under the table.
+//!
+//! # Usage
+//!
+//! `cargo bench -p raft-kv --bench load` (about 2 minutes with etcd, once built). Environment:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `LOAD_CLIENTS` | `1,16,64,256` | client counts, one row pair each |
+//! | `LOAD_SECS` | `5` | measured seconds per phase |
+//! | `LOAD_WARMUP_SECS` | `1` | warm-up seconds per phase |
+//! | `LOAD_SYSTEMS` | `raft-kv,etcd` | which systems to run |
+//! | `LOAD_RAFT_KV` | the `raft-kv` cargo built | another `raft-kv` binary (e.g. another branch's build) |
+//! | `LOAD_ETCD` | `etcd` on `PATH` | the etcd binary |
+//! | `LOAD_RAFT_KV_ARGS`, `LOAD_ETCD_ARGS` | none | extra flags for every node (split on spaces) |
+//! | `LOAD_MEMORY` | unset | instead of the table: load this many keys into each system, then report each node's resident memory |
+//! | `LOAD_MEMORY_CLIENTS`, `LOAD_MEMORY_SECS` | `64`, `900` | clients for that load, and its time limit per system |
+//! | `LOAD_DIR` | `target/tmp` | where the clusters keep their data |
+//!
+//! Outside `cargo bench` (e.g. `cargo test --benches`), it does nothing.
+
+mod procs;
+mod workload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::time::Instant;
+
+use crate::procs::{cpu_seconds, disk_bytes, rss_kib, Cluster, Kind, Launch};
+use crate::workload::{client, read_call, value, Record, Work};
+
+struct Settings {
+    clients: Vec<usize>,
+    warmup: Duration,
+    measured: Duration,
+    systems: Vec<Kind>,
+    memory: Option<u64>,
+    memory_clients: usize,
+    memory_limit: Duration,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match env(name) {
+        Some(text) => text.trim().parse().unwrap_or_else(|_| panic!("{name}={text:?} does not parse")),
+        None => default,
+    }
+}
+
+fn env_words(name: &str) -> Vec<String> {
+    env(name).map(|v| v.split_whitespace().map(String::from).collect()).unwrap_or_default()
+}
+
+/// `etcd` from `LOAD_ETCD` or `PATH`.
+fn find_etcd() -> Option<PathBuf> {
+    if let Some(path) = env("LOAD_ETCD") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join("etcd")).find(|candidate| candidate.is_file())
+}
+
+fn first_line(program: &PathBuf, arg: &str) -> String {
+    std::process::Command::new(program)
+        .arg(arg)
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown version".into())
+}
+
+fn main() {
+    if !std::env::args().any(|arg| arg == "--bench") {
+        eprintln!("load: a benchmark; run it with `cargo bench -p raft-kv --bench load`");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let interrupted = runtime.block_on(async {
+        tokio::select! {
+            () = run() => false,
+            () = termination() => true,
+        }
+    });
+    // Dropping `run` above dropped its clusters, which killed their processes.
+    drop(runtime);
+    if interrupted {
+        eprintln!("load: interrupted; every node was stopped");
+        std::process::exit(130);
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn run() {
+    let etcd = find_etcd();
+    let mut systems: Vec<Kind> = match env("LOAD_SYSTEMS") {
+        Some(list) => list
+            .split(',')
+            .map(|name| match name.trim() {
+                "raft-kv" => Kind::RaftKv,
+                "etcd" => Kind::Etcd,
+                other => panic!("LOAD_SYSTEMS: unknown system {other:?} (raft-kv, etcd)"),
+            })
+            .collect(),
+        None => vec![Kind::RaftKv, Kind::Etcd],
+    };
+    if etcd.is_none() && systems.contains(&Kind::Etcd) {
+        println!(
+            "etcd not found on PATH: measuring raft-kv only. To compare, install etcd \
+             (Debian/Ubuntu: `apt-get install etcd-server`, etcd 3.4 at /usr/bin/etcd) or set LOAD_ETCD."
+        );
+        systems.retain(|&kind| kind != Kind::Etcd);
+    }
+    let settings = Settings {
+        clients: env("LOAD_CLIENTS")
+            .unwrap_or_else(|| "1,16,64,256".into())
+            .split(',')
+            .map(|c| c.trim().parse().expect("LOAD_CLIENTS: comma-separated client counts"))
+            .collect(),
+        warmup: Duration::from_secs_f64(env_parse("LOAD_WARMUP_SECS", 1.0)),
+        measured: Duration::from_secs_f64(env_parse("LOAD_SECS", 5.0)),
+        systems,
+        memory: env("LOAD_MEMORY").map(|n| n.trim().parse().expect("LOAD_MEMORY: a key count")),
+        memory_clients: env_parse("LOAD_MEMORY_CLIENTS", 64),
+        memory_limit: Duration::from_secs_f64(env_parse("LOAD_MEMORY_SECS", 900.0)),
+    };
+    assert!(settings.clients.iter().all(|&c| c > 0), "LOAD_CLIENTS: counts must be positive");
+    let root = env("LOAD_DIR").map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+    std::fs::create_dir_all(&root).expect("the data directory's parent");
+    let launch = Launch {
+        root,
+        raft_kv: PathBuf::from(env("LOAD_RAFT_KV").unwrap_or_else(|| env!("CARGO_BIN_EXE_raft-kv").into())),
+        raft_kv_args: env_words("LOAD_RAFT_KV_ARGS"),
+        etcd,
+        etcd_args: env_words("LOAD_ETCD_ARGS"),
+    };
+    describe(&settings, &launch);
+    match settings.memory {
+        Some(keys) => memory(&settings, &launch, keys).await,
+        None => table(&settings, &launch).await,
+    }
+}
+
+/// The 1, 5 and 15-minute load averages: how busy the (possibly shared) machine is.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn describe(settings: &Settings, launch: &Launch) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!(
+        "raft-kv load benchmark: 3 nodes per system on loopback, fsync on, {}-byte values",
+        workload::VALUE_BYTES
+    );
+    println!("machine: {cpus} CPUs, Linux {}, load average {}", kernel.trim(), load_average());
+    println!("raft-kv: {} {}", launch.raft_kv.display(), launch.raft_kv_args.join(" "));
+    if let Some(etcd) = &launch.etcd {
+        if settings.systems.contains(&Kind::Etcd) {
+            println!(
+                "etcd: {} ({}) {}",
+                etcd.display(),
+                first_line(etcd, "--version"),
+                launch.etcd_args.join(" ")
+            );
+        }
+    }
+    if settings.memory.is_none() {
+        println!(
+            "per client count and system: a fresh cluster; writes to new keys ({:.0} s warm-up, {:.0} s measured), \
+             then linearizable reads of the warm-up's keys (same)",
+            settings.warmup.as_secs_f64(),
+            settings.measured.as_secs_f64()
+        );
+    }
+}
+
+/// One measured phase.
+struct Phase {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    /// CPU of the three servers per successful request.
+    cpu_per_op: Duration,
+    /// CPU of the load generator, in cores (1.0 = one core busy).
+    client_cores: f64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+struct Cell {
+    write: Phase,
+    read: Phase,
+}
+
+fn percentile(sorted: &[u64], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Duration::from_nanos(sorted[rank - 1])
+}
+
+fn servers_cpu(pids: &[String]) -> f64 {
+    pids.iter().map(|pid| cpu_seconds(pid)).sum()
+}
+
+/// Runs `clients` clients doing `work(id)` for a warm-up and a measured window.
+async fn phase(
+    kind: Kind,
+    addr: SocketAddr,
+    clients: usize,
+    work: impl Fn(usize) -> Work,
+    pids: &[String],
+    settings: &Settings,
+) -> (Phase, Record) {
+    let measure_from = Instant::now() + settings.warmup;
+    let end = measure_from + settings.measured;
+    let tasks: Vec<_> =
+        (0..clients).map(|id| tokio::spawn(client(kind, addr, id, work(id), measure_from, end))).collect();
+    tokio::time::sleep_until(measure_from).await;
+    let (servers_before, me_before) = (servers_cpu(pids), cpu_seconds("self"));
+    tokio::time::sleep_until(end).await;
+    let (servers_after, me_after) = (servers_cpu(pids), cpu_seconds("self"));
+    let mut record = Record::default();
+    for task in tasks {
+        record.merge(task.await.expect("a client panicked"));
+    }
+    record.latencies.sort_unstable();
+    let ops = record.latencies.len();
+    let window = settings.measured.as_secs_f64();
+    let phase = Phase {
+        per_second: ops as f64 / window,
+        p50: percentile(&record.latencies, 0.50),
+        p99: percentile(&record.latencies, 0.99),
+        cpu_per_op: Duration::from_secs_f64((servers_after - servers_before) / ops.max(1) as f64),
+        client_cores: (me_after - me_before) / window,
+        errors: record.errors,
+        first_error: record.first_error.take(),
+    };
+    (phase, record)
+}
+
+/// Writes, then reads, on a fresh cluster of `kind` with `clients` clients.
+async fn cell(kind: Kind, clients: usize, settings: &Settings, launch: &Launch) -> Cell {
+    let mut cluster = Cluster::start(kind, launch).await;
+    let addr = cluster.leader_addr();
+    let pids: Vec<String> = cluster.pids().iter().map(u32::to_string).collect();
+    let writes = |id| {
+        let value = value(id);
+        let value_b64 = base64::engine::general_purpose::STANDARD.encode(&value).into();
+        Work::Writes { value, value_b64 }
+    };
+    let (write, record) = phase(kind, addr, clients, writes, &pids, settings).await;
+    assert!(
+        !record.warm_keys.is_empty(),
+        "{}: no write succeeded during the warm-up (first error: {:?})",
+        kind.name(),
+        write.first_error
+    );
+    let reads = Arc::new(record.warm_keys.iter().map(|key| read_call(kind, key)).collect::<Vec<_>>());
+    let (read, _) = phase(kind, addr, clients, |_| Work::Reads(reads.clone()), &pids, settings).await;
+    if let Err(e) = cluster.check_alive() {
+        panic!("{e}");
+    }
+    Cell { write, read }
+}
+
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn millis(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ratio(ours: f64, theirs: f64) -> String {
+    if ours > 0.0 && theirs > 0.0 {
+        format!("{:.2}x", ours / theirs)
+    } else {
+        "–".into()
+    }
+}
+
+async fn table(settings: &Settings, launch: &Launch) {
+    let mut rows = Vec::new();
+    for (row, &clients) in settings.clients.iter().enumerate() {
+        // Alternate which system goes first, so slow drift on the machine favours neither.
+        let mut order = settings.systems.clone();
+        if row % 2 == 1 {
+            order.reverse();
+        }
+        let mut cells = Vec::new();
+        for kind in order {
+            let cell = cell(kind, clients, settings, launch).await;
+            eprintln!(
+                "{:>8}, {clients:>3} clients: {:>7} writes/s (p50 {}, p99 {}), {:>7} reads/s (p50 {}, p99 {})",
+                kind.name(),
+                thousands(cell.write.per_second),
+                millis(cell.write.p50),
+                millis(cell.write.p99),
+                thousands(cell.read.per_second),
+                millis(cell.read.p50),
+                millis(cell.read.p99),
+            );
+            cells.push((kind, cell));
+        }
+        cells.sort_by_key(|(kind, _)| settings.systems.iter().position(|k| k == kind));
+        rows.push((clients, cells));
+    }
+    print_table(settings, &rows);
+}
+
+/// A figure of the table: its value, how it is shown, and whether higher is better.
+type Column = (fn(&Phase) -> f64, fn(&Phase) -> String, bool);
+
+fn print_table(settings: &Settings, rows: &[(usize, Vec<(Kind, Cell)>)]) {
+    let names: Vec<&str> = settings.systems.iter().map(|k| k.name()).collect();
+    let compare = settings.systems == [Kind::RaftKv, Kind::Etcd];
+    let mut header = vec!["clients".to_string(), "op".to_string()];
+    for figure in ["ops/s", "p50", "p99", "CPU/op"] {
+        for name in &names {
+            header.push(format!("{name} {figure}"));
+        }
+        if compare {
+            header.push("ratio".into());
+        }
+    }
+    println!();
+    println!("| {} |", header.join(" | "));
+    let align: Vec<&str> =
+        header.iter().enumerate().map(|(i, _)| if i < 2 { "---" } else { "---:" }).collect();
+    println!("| {} |", align.join(" | "));
+    let mut notes = Vec::new();
+    for (clients, cells) in rows {
+        for op in ["write", "read"] {
+            let phases: Vec<&Phase> =
+                cells.iter().map(|(_, c)| if op == "write" { &c.write } else { &c.read }).collect();
+            let mut line = vec![clients.to_string(), format!("{op}s")];
+            let columns: [Column; 4] = [
+                (|p| p.per_second, |p| thousands(p.per_second), true),
+                (|p| p.p50.as_secs_f64(), |p| millis(p.p50), false),
+                (|p| p.p99.as_secs_f64(), |p| millis(p.p99), false),
+                (|p| p.cpu_per_op.as_secs_f64(), |p| micros(p.cpu_per_op), false),
+            ];
+            for (value, show, higher_is_better) in columns {
+                line.extend(phases.iter().map(|p| show(p)));
+                if compare {
+                    let (ours, theirs) = (value(phases[0]), value(phases[1]));
+                    line.push(if higher_is_better { ratio(ours, theirs) } else { ratio(theirs, ours) });
+                }
+            }
+            println!("| {} |", line.join(" | "));
+            for ((kind, _), phase) in cells.iter().zip(&phases) {
+                if phase.errors > 0 {
+                    notes.push(format!(
+                        "{} {clients} clients, {op}s: {} failed requests (first: {})",
+                        kind.name(),
+                        phase.errors,
+                        phase.first_error.as_deref().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "ratio: raft-kv / etcd for ops/s, etcd / raft-kv for latency and CPU (above 1: raft-kv better). \
+         CPU/op: the three server processes' CPU time per request."
+    );
+    let busiest = rows
+        .iter()
+        .flat_map(|(_, cells)| cells.iter().flat_map(|(_, c)| [c.write.client_cores, c.read.client_cores]))
+        .fold(0.0, f64::max);
+    println!(
+        "The load generator used at most {:.0}% of one core. Load average at the end: {}.",
+        busiest * 100.0,
+        load_average()
+    );
+    for note in notes {
+        println!("{note}");
+    }
+}
+
+/// `LOAD_MEMORY`: loads `keys` keys into each system, then reports each node's resident memory.
+async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
+    println!(
+        "memory: {keys} keys of {} bytes (keys m000000000…), written by {} clients, then each node's VmRSS",
+        workload::VALUE_BYTES,
+        settings.memory_clients
+    );
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    for &kind in &settings.systems {
+        let mut cluster = Cluster::start(kind, launch).await;
+        let addr = cluster.leader_addr();
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let end = start + settings.memory_limit;
+        let tasks: Vec<_> = (0..settings.memory_clients)
+            .map(|id| {
+                let value = value(id);
+                let value_b64 = base64::engine::general_purpose::STANDARD.encode(&value).into();
+                let work = Work::Load { next: next.clone(), limit: keys, value, value_b64 };
+                tokio::spawn(client(kind, addr, id, work, start, end))
+            })
+            .collect();
+        let mut record = Record::default();
+        for task in tasks {
+            record.merge(task.await.expect("a client panicked"));
+        }
+        let took = start.elapsed();
+        let loaded = record.latencies.len() as u64;
+        let converged = cluster.wait_until_converged(Duration::from_secs(120)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Err(e) = cluster.check_alive() {
+            panic!("{e}");
+        }
+        let rss: Vec<String> = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let mib = rss_kib(node.pid()).map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
+                if i == cluster.leader {
+                    format!("{mib} (leader)")
+                } else {
+                    mib
+                }
+            })
+            .collect();
+        let disk: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("{:.0}", disk_bytes(&n.data) as f64 / (1 << 20) as f64))
+            .collect();
+        let line = format!(
+            "| {} | {} | {:.0} s | {} | {} | {} MiB |",
+            kind.name(),
+            thousands(loaded as f64),
+            took.as_secs_f64(),
+            thousands(loaded as f64 / took.as_secs_f64()),
+            rss.join(" | "),
+            disk.join(" / "),
+        );
+        eprintln!("{line}");
+        rows.push(line);
+        if loaded < keys {
+            let stopped = if took >= settings.memory_limit { ", stopped by LOAD_MEMORY_SECS" } else { "" };
+            notes.push(format!(
+                "{}: {loaded} of {keys} writes acknowledged ({} failed{stopped}; first failure: {})",
+                kind.name(),
+                record.errors,
+                record.first_error.as_deref().unwrap_or("none"),
+            ));
+        }
+        if !converged {
+            notes.push(format!("{}: the nodes had not converged after 120 s", kind.name()));
+        }
+    }
+    println!();
+    println!("| system | keys | load time | writes/s | node 1 RSS | node 2 RSS | node 3 RSS | data on disk per node |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        println!("{row}");
+    }
+    for note in notes {
+        println!("{note}");
+    }
+}
