@@ -78,7 +78,7 @@ async fn an_unknown_node_is_refused() {
     pair.two.send(1, text("hello"));
     assert_eq!(next(&mut pair.one, Duration::from_millis(500)).await, None);
     let logs = logs.text();
-    assert!(logs.contains("unknown node id 2"), "{logs}");
+    assert!(logs.contains("not a known peer") && logs.contains("claimed to be node 2"), "{logs}");
 }
 
 #[tokio::test]
