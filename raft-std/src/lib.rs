@@ -152,6 +152,8 @@ mod transport;
 pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status, DEFAULT_SNAPSHOT_EVERY};
 pub use storage::{FileState, FsyncPolicy, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, TokioClock, DEFAULT_TICK};
+#[cfg(feature = "tls")]
+pub use transport::{node_uri, TlsConfig, TlsError, TlsReloader, TlsTransport};
 pub use transport::{
     ChannelNetwork, ChannelTransport, PeerLink, TcpConfig, TcpTransport, Transport, DEFAULT_CHANNEL_INBOX_LEN,
 };

@@ -16,6 +16,8 @@ mod channel;
 mod faults;
 mod stream;
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::future::Future;
 
@@ -26,6 +28,8 @@ pub use self::channel::{ChannelNetwork, ChannelTransport, DEFAULT_CHANNEL_INBOX_
 #[cfg(feature = "testing")]
 pub use self::faults::{Faults, FaultyTransport};
 pub use self::tcp::{TcpConfig, TcpTransport};
+#[cfg(feature = "tls")]
+pub use self::tls::{node_uri, TlsConfig, TlsError, TlsReloader, TlsTransport};
 
 /// What a [`RaftNode`](crate::RaftNode) sends through and receives from: opaque frames between
 /// nodes.
