@@ -149,7 +149,10 @@ mod storage;
 mod ticks;
 mod transport;
 
-pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status, DEFAULT_SNAPSHOT_EVERY};
+pub use node::{
+    Access, Action, Authorizer, NodeConfig, RaftNode, RequestError, StartError, Status,
+    DEFAULT_SNAPSHOT_EVERY,
+};
 pub use storage::{FileState, FsyncPolicy, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, TokioClock, DEFAULT_TICK};
 #[cfg(feature = "tls")]

@@ -1,5 +1,27 @@
 //! What nodes send each other through the [`Transport`](crate::Transport): Raft messages, and
 //! requests forwarded to the leader with their replies, in a versioned [`Frame`].
+//!
+//! # What is accepted from whom
+//!
+//! The `from` of every frame is the peer as the transport authenticated it: with
+//! `TlsTransport`, the node its certificate names; with [`TcpTransport`](crate::TcpTransport),
+//! the id its handshake claims (plain TCP authenticates nobody: whoever reaches the port and
+//! knows the cluster id can claim any known id). Either way a connection is accepted only from
+//! a peer the node knows: one of [`NodeConfig::peers`](crate::NodeConfig::peers), or a member
+//! whose address a **committed** log entry recorded. Committed membership alone says who the
+//! peers are and where they live.
+//!
+//! | frame | accepted from | what the node does, and why |
+//! | --- | --- | --- |
+//! | [`Frame::Raft`] | any known peer | hands it to raft-core as `from`'s, which validates every field (terms and indexes within `MAX_TERM` and `MAX_INDEX`, consistency of the log) and applies Raft's rules about who may lead, vote and replicate; a newcomer must take a leader it is not configured with yet |
+//! | [`Frame::Forward`] of [`Request::Propose`], [`Request::ChangeMembership`], [`Request::TransferLeadership`] | a member of the current configuration (voter or learner) | carries it out if this node leads; before it enters the log, checks that a proposal decodes as an application command or an address record of this version (one the log could not apply would stop every node), and asks the application's [`Authorizer`](crate::Authorizer), if any, with the original client's identity (`caller`) and the forwarding member (`via`) — address records ([`Action::RecordAddress`](crate::Action::RecordAddress)) and membership changes are shown to it like any write |
+//! | [`Frame::Forward`] of [`Request::LeaderDiagnostics`] | a member | answers with this leader's diagnostics (replication progress; `add_member` waits on it): nothing secret, nothing changed |
+//! | [`Frame::Forward`] of [`Request::Read`] | nobody | refused: a follower serves reads itself (ReadIndex) and never forwards them |
+//! | [`Frame::Reply`] | only the leader the request was forwarded to | resolves that request; a reply to no request of ours, or from another node, is ignored |
+//! | anything undecodable or of another version | nobody | dropped and logged |
+//!
+//! A forward from a node that is not a member, or that is refused, is answered with a
+//! failure the client sees as an error; nothing is applied.
 
 use raft_core::{
     Applied, Bytes, Diagnostics, Membership, MembershipChange, MembershipError, Message, NodeId,
@@ -9,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use super::versioned::{self, FormatError};
 
-/// The frame format this build writes and reads.
-const FRAME_VERSION: u8 = 1;
+/// The frame format this build writes and reads (2: forwarded requests carry the caller).
+const FRAME_VERSION: u8 = 2;
 
 /// One transport frame.
 #[derive(Debug, Serialize, Deserialize)]
@@ -23,6 +45,9 @@ pub(super) enum Frame {
         id: RequestId,
         /// What to do.
         request: Request,
+        /// The client who asked, as the application named it on the follower
+        /// ([`RaftNode::with_caller`](crate::RaftNode::with_caller)).
+        caller: Option<String>,
     },
     /// The leader's answer to [`Frame::Forward`].
     Reply {
@@ -105,6 +130,11 @@ pub(super) enum Failure {
         /// The leader it was meant for.
         leader: NodeId,
     },
+    /// The application's [`Authorizer`](crate::Authorizer) refused the request, saying why.
+    Denied(String),
+    /// The leader refused a forwarded request that no correct member sends (a read, an
+    /// undecodable command) or that came from a node that is not a member.
+    Invalid(String),
 }
 
 /// The outcome of one attempt.
@@ -116,14 +146,14 @@ mod tests {
 
     #[test]
     fn frames_carry_a_version_and_other_versions_are_refused() {
-        let frame = Frame::Forward { id: 7, request: Request::TransferLeadership(2) };
+        let frame = Frame::Forward { id: 7, request: Request::TransferLeadership(2), caller: None };
         let bytes = frame.encode().unwrap();
         assert_eq!(bytes[0], FRAME_VERSION);
         assert!(matches!(Frame::decode(&bytes), Ok(Frame::Forward { id: 7, .. })));
         let mut future = bytes.to_vec();
         future[0] = FRAME_VERSION + 1;
         let error = Frame::decode(&future).unwrap_err();
-        assert!(matches!(error, FormatError::UnknownVersion { found: 2, supported: 1, .. }));
+        assert!(matches!(error, FormatError::UnknownVersion { found: 3, supported: 2, .. }));
         assert!(error.to_string().contains("run the same raft-std version on every node"), "{error}");
     }
 }
