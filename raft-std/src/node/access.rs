@@ -70,7 +70,10 @@ pub enum Action<'a> {
 /// }));
 /// ```
 #[derive(Clone)]
-pub struct Authorizer(Arc<dyn Fn(&Access<'_>) -> Result<(), String> + Send + Sync>);
+pub struct Authorizer(Arc<Decide>);
+
+/// What an [`Authorizer`] asks.
+type Decide = dyn Fn(&Access<'_>) -> Result<(), String> + Send + Sync;
 
 impl Authorizer {
     /// An authorizer that asks `decide`.
