@@ -21,7 +21,7 @@ async fn out_of_file_descriptors_the_acceptor_backs_off_and_recovers() {
 
     // Take every file descriptor but one, which a dialer then takes: the acceptor has none.
     let limit = getrlimit(Resource::Nofile);
-    setrlimit(Resource::Nofile, rustix::process::Rlimit { current: Some(256), ..limit.clone() }).unwrap();
+    setrlimit(Resource::Nofile, rustix::process::Rlimit { current: Some(256), ..limit }).unwrap();
     let mut hog = Vec::new();
     while let Ok(file) = std::fs::File::open("/dev/null") {
         hog.push(file);
