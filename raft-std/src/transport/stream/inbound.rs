@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use raft_core::{Bytes, NodeId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -87,7 +87,9 @@ pub(super) async fn accept<S: Secure>(
 }
 
 /// Serves one incoming connection until it closes, fails, is replaced by a newer one from the
-/// same peer, loses its credentials, or the transport shuts down. Holds `_permit` meanwhile.
+/// same peer, or the transport shuts down; or, once the credentials it was made with are
+/// replaced, until the dialer closes it (it is asked to) or `handshake_timeout` passes. Holds
+/// `_permit` meanwhile.
 async fn serve<S: Secure>(
     shared: Arc<Shared<S>>,
     stream: TcpStream,
@@ -117,14 +119,27 @@ async fn serve<S: Secure>(
     let (serial, replaced) = shared.opened_inbound(from);
     tracing::debug!(peer = from, %address, "accepted a connection");
     let mut overflowing = false;
+    // Set once the credentials the connection was made with are replaced: the dialer has been
+    // told to close (so it stops writing and reconnects), and what it already sent is still
+    // read until it closes, or until this deadline.
+    let mut closing_by: Option<tokio::time::Instant> = None;
     loop {
+        let grace = async {
+            match closing_by {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         let frame = tokio::select! {
             _ = shared.stop.cancelled() => break,
             _ = replaced.cancelled() => break,
-            _ = retired.cancelled() => {
-                tracing::debug!(peer = from, "closing a connection made with credentials since replaced");
-                break;
+            _ = retired.cancelled(), if closing_by.is_none() => {
+                tracing::debug!(peer = from, "credentials replaced: asking the peer to reconnect with the new ones");
+                closing_by = Some(tokio::time::Instant::now() + config.handshake_timeout);
+                let _ = tokio::time::timeout(config.handshake_timeout, SinkExt::<Bytes>::close(&mut connection)).await;
+                continue;
             }
+            _ = grace => break,
             frame = connection.next() => frame,
         };
         let bytes = match frame {

@@ -50,7 +50,13 @@ pub(super) async fn run<S: Secure>(
             } else {
                 tracing::debug!(peer = to, "connected to peer");
             }
-            pump(to, &mut connection, &mut queue, &link, &retired).await
+            let end = pump(to, &mut connection, &mut queue, &link, &retired).await;
+            if let End::Retired = end {
+                // Close cleanly, so the acceptor reads everything written before.
+                let closing = SinkExt::<Bytes>::close(&mut connection);
+                let _ = tokio::time::timeout(shared.config.handshake_timeout, closing).await;
+            }
+            end
         };
         let failure = tokio::select! {
             _ = shared.stop.cancelled() => return,

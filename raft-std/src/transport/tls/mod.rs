@@ -29,9 +29,10 @@
 //! [`TlsReloader::reload`] reloads at once (say, on SIGHUP). New material is checked as at
 //! start (this node's certificate must name it and chain to the CA file); if it does not pass,
 //! the transport keeps the old material and logs why. Once it passes, new connections use it,
-//! and connections made with the old material close and reconnect with the new (Raft
-//! retransmits what was in flight), so a CA removed from the CA file is no longer trusted on
-//! any connection.
+//! and connections made with the old material are closed cleanly — the dialer reconnects with
+//! the new material, the acceptor still reads what was sent before, for `handshake_timeout` at
+//! most — so no frame is lost to a reload, and a CA removed from the CA file is no longer
+//! trusted on any connection.
 //!
 //! To rotate the CA without downtime: add the new CA to every node's CA file; then give each
 //! node a certificate from the new CA; then remove the old CA from the CA files. Write the
