@@ -1,27 +1,8 @@
 //! What nodes send each other through the [`Transport`](crate::Transport): Raft messages, and
 //! requests forwarded to the leader with their replies, in a versioned [`Frame`].
 //!
-//! # What is accepted from whom
-//!
-//! The `from` of every frame is the peer as the transport authenticated it: with
-//! `TlsTransport`, the node its certificate names; with [`TcpTransport`](crate::TcpTransport),
-//! the id its handshake claims (plain TCP authenticates nobody: whoever reaches the port and
-//! knows the cluster id can claim any known id). Either way a connection is accepted only from
-//! a peer the node knows: one of [`NodeConfig::peers`](crate::NodeConfig::peers), or a member
-//! whose address a **committed** log entry recorded. Committed membership alone says who the
-//! peers are and where they live.
-//!
-//! | frame | accepted from | what the node does, and why |
-//! | --- | --- | --- |
-//! | [`Frame::Raft`] | any known peer | hands it to raft-core as `from`'s, which validates every field (terms and indexes within `MAX_TERM` and `MAX_INDEX`, consistency of the log) and applies Raft's rules about who may lead, vote and replicate; a newcomer must take a leader it is not configured with yet |
-//! | [`Frame::Forward`] of [`Request::Propose`], [`Request::ChangeMembership`], [`Request::TransferLeadership`] | a member of the current configuration (voter or learner) | carries it out if this node leads; before it enters the log, checks that a proposal decodes as an application command or an address record of this version (one the log could not apply would stop every node), and asks the application's [`Authorizer`](crate::Authorizer), if any, with the original client's identity (`caller`) and the forwarding member (`via`) — address records ([`Action::RecordAddress`](crate::Action::RecordAddress)) and membership changes are shown to it like any write |
-//! | [`Frame::Forward`] of [`Request::LeaderDiagnostics`] | a member | answers with this leader's diagnostics (replication progress; `add_member` waits on it): nothing secret, nothing changed |
-//! | [`Frame::Forward`] of [`Request::Read`] | nobody | refused: a follower serves reads itself (ReadIndex) and never forwards them |
-//! | [`Frame::Reply`] | only the leader the request was forwarded to | resolves that request; a reply to no request of ours, or from another node, is ignored |
-//! | anything undecodable or of another version | nobody | dropped and logged |
-//!
-//! A forward from a node that is not a member, or that is refused, is answered with a
-//! failure the client sees as an error; nothing is applied.
+//! Which frame is accepted from whom, and why, is in the crate docs ("Who may say what"): the
+//! checks are in `task.rs` (`on_frame`) and `access.rs`.
 
 use raft_core::{
     Applied, Bytes, Diagnostics, Membership, MembershipChange, MembershipError, Message, NodeId,

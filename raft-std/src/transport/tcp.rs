@@ -100,10 +100,14 @@ impl TcpConfig {
     }
 }
 
-/// A [`Transport`] over plain TCP (see the [module docs](self) for what it does not protect
-/// against). Frames to a peer whose address is not known yet stay queued (within the queue
-/// bounds) until [`Transport::set_peer_address`] names it; connections are accepted only from
-/// peers named that way.
+/// A [`Transport`] over plain TCP. Frames to a peer whose address is not known yet stay queued
+/// (within the queue bounds) until [`Transport::set_peer_address`] names it; connections are
+/// accepted only from peers named that way.
+///
+/// **Plain TCP authenticates nobody.** The acceptor takes the dialer's claimed node id if the
+/// cluster id matches and the id is a peer it knows: whoever can reach the port and knows (or
+/// guesses) the cluster id can speak as any member. Use it on a network only the cluster's
+/// nodes reach, and `TlsTransport` (feature `tls`) anywhere else.
 ///
 /// ```
 /// use raft_core::Bytes;

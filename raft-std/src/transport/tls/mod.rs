@@ -2,42 +2,7 @@
 //! connections, reconnection with backoff, the handshake — over mutual TLS 1.3 (rustls, with
 //! the *ring* provider).
 //!
-//! # Who is who
-//!
-//! Every node has a certificate, signed by a CA that every node's CA file holds, that binds
-//! it to its cluster and node id with the URI subject alternative name
-//! [`node_uri`]`(cluster, id)`, `raft://<cluster>/node/<id>`. DNS and IP SANs for the host
-//! may be there too (the same certificate can serve HTTPS); they are not what identifies the
-//! node. If the certificate lists extended key usages, it needs both `serverAuth` and
-//! `clientAuth`: every node dials and accepts.
-//!
-//! * The **dialer** requires the acceptor's certificate to chain to its CA file, to be valid
-//!   now, and to name exactly the node it dialed in its cluster.
-//! * The **acceptor** requires the same of the dialer's certificate, and takes the peer's id
-//!   **from the certificate**: a handshake that claims another id is refused. It accepts only
-//!   peers it knows (named by [`Transport::set_peer_address`]: the configuration's peers and
-//!   the members the committed log names).
-//!
-//! A plaintext peer, a certificate from another CA, an expired one, one for another node or
-//! another cluster are refused during the TLS handshake, before any frame is read; the log
-//! line of the refusing node says why, and names no secret.
-//!
-//! # Reloading certificates
-//!
-//! The CA, certificate and key files are read again when they change: the transport looks at
-//! their modification times every [`TlsConfig::reload_every`] (5 s by default), and
-//! [`TlsReloader::reload`] reloads at once (say, on SIGHUP). New material is checked as at
-//! start (this node's certificate must name it and chain to the CA file); if it does not pass,
-//! the transport keeps the old material and logs why. Once it passes, new connections use it,
-//! and connections made with the old material are closed cleanly — the dialer reconnects with
-//! the new material, the acceptor still reads what was sent before, for `handshake_timeout` at
-//! most — so no frame is lost to a reload, and a CA removed from the CA file is no longer
-//! trusted on any connection.
-//!
-//! To rotate the CA without downtime: add the new CA to every node's CA file; then give each
-//! node a certificate from the new CA; then remove the old CA from the CA files. Write the
-//! certificate and key files by renaming complete files into place; a reload that catches a
-//! certificate with the key of the other is refused, and the next change is picked up.
+//! The rules (who is who, reloading) are on [`TlsTransport`].
 
 mod credentials;
 mod identity;
@@ -139,30 +104,64 @@ pub enum TlsError {
     Listen(io::Error),
 }
 
-/// A [`Transport`] over mutual TLS: each peer is the node its certificate names (see the
-/// [module docs](self)). Otherwise it is a [`TcpTransport`](crate::TcpTransport): frames to a
-/// peer whose address is unknown stay queued until [`Transport::set_peer_address`] names it.
+/// A [`Transport`] over mutual TLS 1.3: each peer is the node its certificate names.
+/// Otherwise it is a [`TcpTransport`](crate::TcpTransport) (the same machinery and limits):
+/// frames to a peer whose address is unknown stay queued until
+/// [`Transport::set_peer_address`] names it.
+///
+/// # Who is who
+///
+/// Every node has a certificate, signed by a CA that every node's CA file holds, that binds
+/// it to its cluster and node id with the URI subject alternative name
+/// [`node_uri`]`(cluster, id)`, `raft://<cluster>/node/<id>`. DNS and IP SANs for the host
+/// may be there too (the same certificate can serve HTTPS); they are not what identifies the
+/// node. If the certificate lists extended key usages, it needs both `serverAuth` and
+/// `clientAuth`: every node dials and accepts.
+///
+/// * The **dialer** requires the acceptor's certificate to chain to its CA file, to be valid
+///   now, and to name exactly the node it dialed in its cluster.
+/// * The **acceptor** requires the same of the dialer's certificate, and takes the peer's id
+///   **from the certificate**: a handshake that claims another id is refused. It accepts only
+///   peers it knows (named by [`Transport::set_peer_address`]: the configuration's peers and
+///   the members the committed log names).
+///
+/// A plaintext peer, a certificate from another CA, an expired one, one for another node or
+/// another cluster are refused during the TLS handshake, before any frame is read; the log
+/// line of the refusing node says why, and names no secret.
+///
+/// # Reloading certificates
+///
+/// The CA, certificate and key files are read again when they change: the transport looks at
+/// their modification times every [`TlsConfig::reload_every`] (5 s by default), and
+/// [`TlsReloader::reload`] reloads at once (say, on SIGHUP). New material is checked as at
+/// start (this node's certificate must name it and chain to the CA file); if it does not pass,
+/// the transport keeps the old material and logs why. Once it passes, new connections use it,
+/// and connections made with the old material are closed cleanly — the dialer reconnects with
+/// the new material, the acceptor still reads what was sent before, for `handshake_timeout` at
+/// most — so no frame is lost to a reload, and a CA removed from the CA file is no longer
+/// trusted on any connection.
+///
+/// To rotate the CA without downtime: add the new CA to every node's CA file; then give each
+/// node a certificate from the new CA; then remove the old CA from the CA files. Write the
+/// certificate and key files by renaming complete files into place; a reload that catches a
+/// certificate with the key of the other is refused, and the next change is picked up.
 ///
 /// ```
-/// # use std::path::Path;
-/// # fn write_credentials(_dir: &Path) {} // your CA and certificates; see TlsConfig
 /// use raft_std::{TlsConfig, TlsTransport, Transport};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let dir = Path::new("/etc/raft");
-/// write_credentials(dir);
-/// let config = TlsConfig::new("prod", "127.0.0.1:0".parse().unwrap(), dir.join("ca.pem"),
-///                             dir.join("node-1.pem"), dir.join("node-1.key"));
+/// let any_port = "127.0.0.1:0".parse().unwrap();
+/// let config = TlsConfig::new("prod", any_port, "/etc/raft/ca.pem", "/etc/raft/node-1.pem", "/etc/raft/node-1.key");
 /// match TlsTransport::bind(1, config).await {
 ///     Ok(mut transport) => {
 ///         let reloader = transport.reloader(); // keep it: RaftNode::start takes the transport
 ///         transport.set_peer_address(2, "10.0.0.2:7001");
-///         # drop(reloader);
+///         reloader.reload().expect("the files are still good");
 ///         transport.shutdown().await;
 ///     }
-///     // Says which file is missing or wrong.
-///     Err(error) => eprintln!("{error}"),
+///     // Names the file that is missing or wrong, and what is wrong with it.
+///     Err(error) => eprintln!("cannot start: {error}"),
 /// }
 /// # }
 /// ```
