@@ -11,9 +11,13 @@
 //!   [`change_membership`](RaftNode::change_membership) by joint consensus),
 //!   [`transfer_leader`](RaftNode::transfer_leader), [`compact`](RaftNode::compact),
 //!   [`status`](RaftNode::status), [`shutdown`](RaftNode::shutdown). Every request works on
-//!   any node (followers forward to the leader) and has a deadline.
+//!   any node (followers forward to the leader) and has a deadline. With
+//!   [`with_caller`](RaftNode::with_caller) a request carries the client's identity to the
+//!   leader, where the application's [`Authorizer`] may refuse it.
 //! * [`Transport`]: how a node reaches its peers. [`TcpTransport`] (length-delimited frames,
-//!   a cluster-id handshake, reconnection with backoff, bounded per-peer queues) and
+//!   a cluster-id handshake, reconnection with backoff, bounded queues and connections; it
+//!   authenticates nobody), `TlsTransport` (cargo feature `tls`: the same over mutual TLS, each
+//!   peer the node its certificate names, certificates reloaded without a restart) and
 //!   [`ChannelNetwork`] (in one process, with cut, heal and delay) come with the crate; the
 //!   `testing` feature adds `FaultyTransport`, which cuts links of any transport.
 //! * [`FileState`]: a durable [`LogStore`](raft_core::LogStore) in a data directory
@@ -100,8 +104,31 @@
 //! ```
 //!
 //! Across processes, give each node a [`FileState`] in its data directory instead of a
-//! `MemState`, a [`TcpTransport`] instead of `network.join(id)`, and the peers' `host:port` in
-//! [`NodeConfig::peers`].
+//! `MemState`, a `TlsTransport` (or, on a network only the nodes reach, a [`TcpTransport`])
+//! instead of `network.join(id)`, and the peers' `host:port` in [`NodeConfig::peers`].
+//!
+//! ## Who may say what
+//!
+//! The `from` of every frame is the peer as the transport authenticated it: with
+//! `TlsTransport`, the node its certificate names (a handshake claiming another id is
+//! refused); with [`TcpTransport`], the id its handshake claims — plain TCP authenticates
+//! nobody, so whoever reaches the port and knows the cluster id can claim any known id. Either
+//! way a connection is accepted only from a peer the node knows: one of
+//! [`NodeConfig::peers`], or a member whose address a **committed** log entry recorded.
+//! Committed membership alone says who the peers are and where they live.
+//!
+//! | frame | accepted from | what the node does, and why |
+//! | --- | --- | --- |
+//! | Raft message (votes, pre-votes, appends, snapshots, TimeoutNow, read index) | any known peer | hands it to raft-core as that peer's, which validates every field (terms within `MAX_TERM`, indexes within `MAX_INDEX`, the log's consistency) and applies Raft's rules about who may lead, vote and replicate; a node that is joining must take a leader it is not configured with yet |
+//! | forwarded write ([`propose`](RaftNode::propose)), address record (first step of [`add_learner`](RaftNode::add_learner)), membership change, leadership transfer | a member of the current configuration | carried out if this node leads. First a proposal must decode as an application command or an address record of this version (one the log could not apply would stop every node); then the application's [`Authorizer`], if any, decides, seeing the original client's identity ([`Access::caller`]) and the forwarding member ([`Access::via`]). Address records and membership changes go through it like any write |
+//! | forwarded request for the leader's diagnostics | a member | answered (replication progress, which `add_member` waits on): nothing secret, nothing changed |
+//! | forwarded read | nobody | refused: a node serves reads itself (ReadIndex) and never forwards them |
+//! | reply to a forwarded request | the leader that request went to | resolves the request; a reply to no request of ours, or from another node, is ignored |
+//! | anything undecodable, or of another version | nobody | dropped and logged |
+//!
+//! A refused forward fails at the client with an error ([`RequestError::Denied`] for the
+//! authorizer's refusals); nothing is applied. Without an authorizer every member's forwarded
+//! requests are carried out, as a client of the leader's would be.
 //!
 //! ## Bounded by default
 //!
@@ -113,7 +140,11 @@
 //! | log on disk | the same entries, plus the older entries of the oldest segment still needed (segments are deleted whole), so at most one [`StorageOptions::segment_bytes`] (64 MiB) more; 16 bytes of index in memory per entry on disk | [`StorageOptions::segment_bytes`] |
 //! | start-up | reads the snapshot and the log segments left; applies again only the entries after the snapshot (the in-memory bound above) | the same |
 //! | requests waiting for a node | 1,024 client requests, then 1,024 protocol inputs; a full queue makes callers wait up to their deadline | [`NodeConfig::request_timeout`] |
-//! | TCP | per peer 1,024 frames or 64 MiB queued, 4,096 received frames waiting; beyond, frames are dropped and counted | [`TcpConfig`] |
+//! | TCP and TLS: sending | per peer 1,024 frames or 64 MiB queued; beyond, frames are dropped and counted | [`TcpConfig::queue_len`], [`TcpConfig::queue_bytes`] |
+//! | TCP and TLS: receiving | 4,096 received frames waiting for the node; beyond, dropped and counted | [`TcpConfig::inbox_len`] |
+//! | TCP and TLS: before authentication | frames of at most 4 KiB (a longer declared length closes the connection before anything is reserved); 2 s to finish the handshake, TLS included; the TLS layer's own buffers (rustls: a record, a handshake message) | [`TcpConfig::max_handshake_bytes`], [`TcpConfig::handshake_timeout`] |
+//! | TCP and TLS: after authentication | frames of at most 16 MiB, so at most that buffered per connection | [`TcpConfig::max_frame_bytes`] |
+//! | TCP and TLS: accepted connections | 64 at once, handshaking or established, one established per peer; more are closed at once. A failing `accept` (out of file descriptors) waits 10 ms to 1 s and tries again, never stopping the node | [`TcpConfig::max_connections`] |
 //! | channels | 4,096 frames per inbox; beyond, dropped and counted | [`ChannelNetwork::with_inbox_len`] |
 //!
 //! A snapshot is streamed: the state machine writes it in chunks to a file, a lagging follower
@@ -149,9 +180,14 @@ mod storage;
 mod ticks;
 mod transport;
 
-pub use node::{NodeConfig, RaftNode, RequestError, StartError, Status, DEFAULT_SNAPSHOT_EVERY};
+pub use node::{
+    Access, Action, Authorizer, NodeConfig, RaftNode, RequestError, StartError, Status,
+    DEFAULT_SNAPSHOT_EVERY,
+};
 pub use storage::{FileState, FsyncPolicy, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, TokioClock, DEFAULT_TICK};
+#[cfg(feature = "tls")]
+pub use transport::{node_uri, TlsConfig, TlsError, TlsReloader, TlsTransport};
 pub use transport::{
     ChannelNetwork, ChannelTransport, PeerLink, TcpConfig, TcpTransport, Transport, DEFAULT_CHANNEL_INBOX_LEN,
 };

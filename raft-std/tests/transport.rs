@@ -1,5 +1,5 @@
 //! The TCP transport over loopback: delivery, handshake refusals, oversized frames, bounded
-//! queues, reconnection and (with the `testing` feature) fault injection.
+//! queues, the connection cap, reconnection and (with the `testing` feature) fault injection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,7 +78,7 @@ async fn an_unknown_node_is_refused() {
     pair.two.send(1, text("hello"));
     assert_eq!(next(&mut pair.one, Duration::from_millis(500)).await, None);
     let logs = logs.text();
-    assert!(logs.contains("unknown node id 2"), "{logs}");
+    assert!(logs.contains("not a known peer") && logs.contains("claimed to be node 2"), "{logs}");
 }
 
 #[tokio::test]
@@ -140,6 +140,47 @@ async fn queued_messages_are_delivered_once_the_peer_comes_up() {
     let mut one = bind_with(1, TcpConfig::new("test", address)).await;
     one.set_peer_address(2, &two.local_addr().to_string());
     assert_eq!(next(&mut one, Duration::from_secs(5)).await, Some((2, text("early"))));
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_and_the_node_keeps_working() {
+    use tokio::io::AsyncReadExt;
+    let logs = logs::capture();
+    let mut config = TcpConfig::new("test", ANY_PORT.parse().unwrap());
+    config.max_connections = 8;
+    config.handshake_timeout = Duration::from_secs(1);
+    let mut one = bind_with(1, config).await;
+    let mut two = bind(2, "test").await;
+    one.set_peer_address(2, &two.local_addr().to_string());
+    two.set_peer_address(1, &one.local_addr().to_string());
+    two.send(1, text("hello"));
+    assert_eq!(next(&mut one, Duration::from_secs(5)).await, Some((2, text("hello"))));
+
+    // Node 2's connection holds one place: 7 idle connections fit, the 13 others are closed.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(one.local_addr()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut closed = 0;
+    for stream in &mut idle {
+        let mut byte = [0];
+        let read = tokio::time::timeout(Duration::from_millis(20), stream.read(&mut byte)).await;
+        closed += usize::from(matches!(read, Ok(Ok(0) | Err(_))));
+    }
+    assert_eq!(closed, 13, "connections over the cap are closed at once");
+    two.send(1, text("still here"));
+    assert_eq!(next(&mut one, Duration::from_secs(5)).await, Some((2, text("still here"))));
+
+    // Idle connections are closed after handshake_timeout, which frees their places.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut three = bind(3, "test").await;
+    one.set_peer_address(3, &three.local_addr().to_string());
+    three.set_peer_address(1, &one.local_addr().to_string());
+    three.send(1, text("a newcomer"));
+    assert_eq!(next(&mut one, Duration::from_secs(5)).await, Some((3, text("a newcomer"))));
+    let logs = logs.text();
+    assert!(logs.contains("connection limit reached") && logs.contains("no handshake within"), "{logs}");
 }
 
 #[cfg(feature = "testing")]

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use raft_core::{Config, Membership, NodeId};
 
+use super::access::Authorizer;
+
 /// The snapshot policy [`NodeConfig::new`] sets: a snapshot, and log compaction, after every
 /// 10,000 applied entries (raft-core's own default, 0, never compacts).
 ///
@@ -49,6 +51,10 @@ pub struct NodeConfig {
     /// A learner has caught up once its match index is within this many entries of the
     /// leader's last index (default 100).
     pub catch_up_margin: u64,
+    /// The application's decision on each write, membership change and leadership transfer,
+    /// made on the leader with the client's identity (default none: everything is carried
+    /// out). Give every node the same one.
+    pub authorizer: Option<Authorizer>,
 }
 
 impl NodeConfig {
@@ -62,6 +68,7 @@ impl NodeConfig {
             request_timeout: Duration::from_secs(5),
             catch_up_timeout: Duration::from_secs(30),
             catch_up_margin: 100,
+            authorizer: None,
         }
     }
 

@@ -38,6 +38,20 @@ pub(super) enum Envelope {
     },
 }
 
+/// An [`Envelope`] read in place, borrowing from the entry's bytes (the same encoding).
+#[derive(Debug, Deserialize)]
+pub(super) enum EnvelopeRef<'a> {
+    /// See [`Envelope::App`].
+    App(&'a [u8]),
+    /// See [`Envelope::Address`].
+    Address {
+        /// The node.
+        id: NodeId,
+        /// Its `host:port`.
+        address: &'a str,
+    },
+}
+
 impl Envelope {
     /// The entry's bytes, after its version tag.
     pub(super) fn encode(&self) -> Result<Bytes, postcard::Error> {
@@ -46,6 +60,11 @@ impl Envelope {
 
     /// Reads an entry; another version or undecodable bytes are an error.
     pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, FormatError> {
+        versioned::decode(ENVELOPE_VERSION, "log entry", bytes)
+    }
+
+    /// Reads an entry without copying it; fails where [`decode`](Envelope::decode) fails.
+    pub(super) fn view(bytes: &[u8]) -> Result<EnvelopeRef<'_>, FormatError> {
         versioned::decode(ENVELOPE_VERSION, "log entry", bytes)
     }
 }
@@ -255,6 +274,13 @@ mod tests {
         directory.apply(&command(2, address)).await.unwrap();
         assert_eq!(learned.take().get(&4).map(String::as_str), Some("127.0.0.1:7004"));
         assert!(learned.take().is_empty(), "taken once");
+        let address = Envelope::Address { id: 4, address: "127.0.0.1:7004".into() }.encode().unwrap();
+        assert!(matches!(
+            Envelope::view(&address),
+            Ok(EnvelopeRef::Address { id: 4, address: "127.0.0.1:7004" })
+        ));
+        let app = Envelope::App(Bytes::from_static(b"x")).encode().unwrap();
+        assert!(matches!(Envelope::view(&app), Ok(EnvelopeRef::App(b"x"))));
         assert_eq!(directory.app, [Bytes::from_static(b"x")]);
 
         let mut image = Collect(Vec::new());

@@ -65,6 +65,10 @@ pub enum RequestError {
         /// The leader's last index.
         last_index: raft_core::Index,
     },
+    /// The application's [`Authorizer`](crate::Authorizer) refused the request on the leader,
+    /// saying why. It was **not** applied.
+    #[error("the request was refused: {0}; it was not applied")]
+    Denied(String),
     /// A peer answered in a way this version does not understand (mixed versions?).
     #[error("unexpected answer from the cluster: {0}")]
     Protocol(String),

@@ -1,6 +1,7 @@
 //! [`RaftNode`]: a Raft node running on the current tokio runtime, and its handle for
 //! applications.
 
+mod access;
 mod addresses;
 mod config;
 mod directory;
@@ -26,6 +27,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use self::access::{Access, Action, Authorizer};
 use self::addresses::Addresses;
 pub use self::config::{NodeConfig, DEFAULT_SNAPSHOT_EVERY};
 use self::directory::{Directory, Envelope};
@@ -86,6 +88,8 @@ pub struct Status {
 #[derive(Clone)]
 pub struct RaftNode {
     inner: Arc<Inner>,
+    /// Who makes the requests of this handle (see [`RaftNode::with_caller`]).
+    caller: Option<Arc<str>>,
 }
 
 type LocalQuery = dyn Fn(Bytes) -> BoxFuture<'static, Result<Bytes, String>> + Send + Sync;
@@ -162,6 +166,7 @@ impl RaftNode {
             stopped: stopped_sender,
             status: status_sender,
             request_timeout: config.request_timeout,
+            authorizer: config.authorizer.clone(),
         });
         tokio::spawn(task.run().instrument(span));
         Ok(RaftNode {
@@ -179,12 +184,47 @@ impl RaftNode {
                     Box::pin(async move { reader.query(&query).await.map_err(|e| e.to_string()) })
                 }),
             }),
+            caller: None,
         })
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// A handle to the same node whose requests are made by `caller`: an opaque name the
+    /// application gives its client (a user, a client certificate's subject). raft-std carries
+    /// it with each request to the leader — forwarded requests too — and shows it to the
+    /// [`Authorizer`] there ([`NodeConfig::authorizer`]); it does nothing else with it.
+    ///
+    /// ```
+    /// use raft_core::{Bytes, MemState};
+    /// use raft_std::{Action, Authorizer, ChannelNetwork, NodeConfig, RaftNode, RequestError};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut config = NodeConfig::new(1);
+    /// config.authorizer = Some(Authorizer::new(|access| match (&access.action, access.caller) {
+    ///     (Action::Propose(_), Some(_)) => Ok(()),
+    ///     _ => Err("only named clients write".into()),
+    /// }));
+    /// let log = MemState::new(config.bootstrap());
+    /// let node = RaftNode::start(config, log, Vec::<Bytes>::new(), ChannelNetwork::new().join(1)).await?;
+    /// node.with_caller("alice").propose(Bytes::from("hello")).await?;
+    /// let refused = node.propose(Bytes::from("anonymous")).await;
+    /// assert!(matches!(refused, Err(RequestError::Denied(_))));
+    /// node.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_caller(&self, caller: impl Into<String>) -> RaftNode {
+        RaftNode { inner: Arc::clone(&self.inner), caller: Some(Arc::from(caller.into())) }
+    }
+
+    /// Who makes this handle's requests, if [`with_caller`](RaftNode::with_caller) named it.
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
     }
 
     /// Replicates `command` and resolves once the state machine has applied it, with its
@@ -299,7 +339,9 @@ impl RaftNode {
         let mut pause = retry::MIN_PAUSE;
         loop {
             let (reply, answer) = oneshot::channel();
-            self.enqueue(Command::Request { request: request.clone(), reply, deadline }, deadline).await?;
+            let caller = self.caller.clone();
+            self.enqueue(Command::Request { request: request.clone(), reply, deadline, caller }, deadline)
+                .await?;
             let outcome = match timeout_at(deadline, answer).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(_)) => return Err(self.failure_after_drop()),

@@ -47,6 +47,8 @@ pub(super) fn after(outcome: Outcome) -> Next {
             Next::Retry(RequestError::Membership(MembershipError::ChangeInProgress))
         }
         Failure::Membership(error) => Next::Done(Err(RequestError::Membership(error))),
+        Failure::Denied(reason) => Next::Done(Err(RequestError::Denied(reason))),
+        Failure::Invalid(reason) => Next::Done(Err(RequestError::Protocol(reason))),
         Failure::Transfer(error) => Next::Done(Err(RequestError::Transfer(error))),
         Failure::Propose(error) => {
             Next::Done(Err(RequestError::Protocol(format!("unknown proposal failure {error:?}"))))
@@ -75,5 +77,6 @@ mod tests {
         assert!(retried(Failure::Read(ReadError::Timeout)), "reads are always safe to repeat");
         assert!(!retried(Failure::Propose(ProposeError::OutcomeUnknown { index: 4 })));
         assert!(!retried(Failure::Propose(ProposeError::ResponseLost { index: 4 })));
+        assert!(!retried(Failure::Denied("no".into())) && !retried(Failure::Invalid("no".into())));
     }
 }

@@ -9,6 +9,7 @@
 //! the rest, so memory stays bounded when storage is slow.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{self, Authorizer};
 use super::addresses::Addresses;
 use super::error::RequestError;
 use super::metrics::NodeMetrics;
@@ -35,8 +37,8 @@ const MAX_BATCH: usize = 1024;
 
 /// What a [`RaftNode`](super::RaftNode) handle asks of its task.
 pub(super) enum Command {
-    /// One attempt at a request.
-    Request { request: Request, reply: oneshot::Sender<Outcome>, deadline: Instant },
+    /// One attempt at a request, made by `caller` (see `RaftNode::with_caller`).
+    Request { request: Request, reply: oneshot::Sender<Outcome>, deadline: Instant, caller: Option<Arc<str>> },
     /// Take a snapshot and compact the log now.
     Compact,
 }
@@ -73,6 +75,8 @@ pub(super) struct Wiring<L, M, T> {
     pub(super) status: watch::Sender<Status>,
     /// Deadline for requests forwarded here by followers.
     pub(super) request_timeout: Duration,
+    /// The application's say over requests before they enter the log.
+    pub(super) authorizer: Option<Authorizer>,
 }
 
 /// The running node.
@@ -91,6 +95,7 @@ pub(super) struct NodeTask<L, M, T> {
     stopped: watch::Sender<Option<RequestError>>,
     status: watch::Sender<Status>,
     request_timeout: Duration,
+    authorizer: Option<Authorizer>,
     pending: BTreeMap<RequestId, Pending>,
     /// The leader as the node last reported it.
     leader: Option<NodeId>,
@@ -129,6 +134,7 @@ where
             stopped,
             status,
             request_timeout,
+            authorizer,
         } = wiring;
         let id = node.id();
         NodeTask {
@@ -145,6 +151,7 @@ where
             stopped,
             status,
             request_timeout,
+            authorizer,
             pending: BTreeMap::new(),
             leader: None,
             next_id: 0,
@@ -339,11 +346,12 @@ where
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Request { request, reply, deadline } => {
+            Command::Request { request, reply, deadline, caller } => {
                 let id = self.next_request_id();
                 match self.leader {
                     Some(leader) if leader != self.id && request.forwarded() => {
-                        if self.send(leader, &Frame::Forward { id, request }) {
+                        let caller = caller.as_deref().map(str::to_owned);
+                        if self.send(leader, &Frame::Forward { id, request, caller }) {
                             self.pending.insert(
                                 id,
                                 Pending { origin: Origin::Forwarded { leader, reply }, deadline },
@@ -352,7 +360,7 @@ where
                             let _ = reply.send(Err(Failure::Undelivered { leader }));
                         }
                     }
-                    _ => self.submit(id, request, Origin::Local(reply), deadline),
+                    _ => self.submit(id, request, Origin::Local(reply), deadline, caller.as_deref()),
                 }
             }
             Command::Compact => self.node.step(Incoming::Compact),
@@ -369,10 +377,17 @@ where
     fn on_frame(&mut self, from: NodeId, frame: Frame) {
         match frame {
             Frame::Raft(message) => self.node.step(Incoming::Message { from, message }),
-            Frame::Forward { id, request } => {
+            Frame::Forward { id, request, caller } => {
+                if !self.node.membership().contains(from) {
+                    tracing::warn!(peer = from, "refused a request forwarded by a node that is not a member");
+                    let outcome =
+                        Err(Failure::Invalid("the forwarding node is not a member of the cluster".into()));
+                    self.send(from, &Frame::Reply { id, outcome });
+                    return;
+                }
                 let local = self.next_request_id();
                 let deadline = Instant::now() + self.request_timeout;
-                self.submit(local, request, Origin::Remote { from, id }, deadline);
+                self.submit(local, request, Origin::Remote { from, id }, deadline, caller.as_deref());
             }
             Frame::Reply { id, outcome } => {
                 let expected = matches!(
@@ -388,9 +403,25 @@ where
         }
     }
 
-    /// Hands a request to the local Raft node.
-    fn submit(&mut self, id: RequestId, request: Request, origin: Origin, deadline: Instant) {
+    /// Hands a request to the local Raft node, once it passed the checks of forwarded requests
+    /// and the application's authorizer.
+    fn submit(
+        &mut self,
+        id: RequestId,
+        request: Request,
+        origin: Origin,
+        deadline: Instant,
+        caller: Option<&str>,
+    ) {
+        let via = match origin {
+            Origin::Remote { from, .. } => Some(from),
+            Origin::Local(_) | Origin::Forwarded { .. } => None,
+        };
         self.pending.insert(id, Pending { origin, deadline });
+        if let Err(failure) = access::check(self.authorizer.as_ref(), &request, caller, via) {
+            tracing::info!(?via, caller, ?failure, "refused a request");
+            return self.resolve(id, Err(failure));
+        }
         let input = match request {
             Request::Propose(command) => Incoming::Propose { id, command },
             Request::Read(query) => Incoming::Read { id, query },

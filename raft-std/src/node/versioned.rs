@@ -3,8 +3,7 @@
 //! refuse it with a clear error instead of misreading it.
 
 use raft_core::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why bytes could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -46,11 +45,12 @@ pub(crate) fn encode<T: Serialize>(version: u8, value: &T) -> Result<Bytes, post
     Ok(Bytes::from(bytes))
 }
 
-/// Decodes what [`encode`] wrote with tag `version`; `what` names it in errors.
-pub(crate) fn decode<T: DeserializeOwned>(
+/// Decodes what [`encode`] wrote with tag `version`; `what` names it in errors. `T` may
+/// borrow from `bytes`.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
     version: u8,
     what: &'static str,
-    bytes: &[u8],
+    bytes: &'a [u8],
 ) -> Result<T, FormatError> {
     let (&found, body) = bytes.split_first().ok_or(FormatError::Empty { what })?;
     if found != version {

@@ -1,5 +1,8 @@
 //! What nodes send each other through the [`Transport`](crate::Transport): Raft messages, and
 //! requests forwarded to the leader with their replies, in a versioned [`Frame`].
+//!
+//! Which frame is accepted from whom, and why, is in the crate docs ("Who may say what"): the
+//! checks are in `task.rs` (`on_frame`) and `access.rs`.
 
 use raft_core::{
     Applied, Bytes, Diagnostics, Membership, MembershipChange, MembershipError, Message, NodeId,
@@ -9,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::versioned::{self, FormatError};
 
-/// The frame format this build writes and reads.
-const FRAME_VERSION: u8 = 1;
+/// The frame format this build writes and reads (2: forwarded requests carry the caller).
+const FRAME_VERSION: u8 = 2;
 
 /// One transport frame.
 #[derive(Debug, Serialize, Deserialize)]
@@ -23,6 +26,9 @@ pub(super) enum Frame {
         id: RequestId,
         /// What to do.
         request: Request,
+        /// The client who asked, as the application named it on the follower
+        /// ([`RaftNode::with_caller`](crate::RaftNode::with_caller)).
+        caller: Option<String>,
     },
     /// The leader's answer to [`Frame::Forward`].
     Reply {
@@ -105,6 +111,11 @@ pub(super) enum Failure {
         /// The leader it was meant for.
         leader: NodeId,
     },
+    /// The application's [`Authorizer`](crate::Authorizer) refused the request, saying why.
+    Denied(String),
+    /// The leader refused a forwarded request that no correct member sends (a read, an
+    /// undecodable command) or that came from a node that is not a member.
+    Invalid(String),
 }
 
 /// The outcome of one attempt.
@@ -116,14 +127,14 @@ mod tests {
 
     #[test]
     fn frames_carry_a_version_and_other_versions_are_refused() {
-        let frame = Frame::Forward { id: 7, request: Request::TransferLeadership(2) };
+        let frame = Frame::Forward { id: 7, request: Request::TransferLeadership(2), caller: None };
         let bytes = frame.encode().unwrap();
         assert_eq!(bytes[0], FRAME_VERSION);
         assert!(matches!(Frame::decode(&bytes), Ok(Frame::Forward { id: 7, .. })));
         let mut future = bytes.to_vec();
         future[0] = FRAME_VERSION + 1;
         let error = Frame::decode(&future).unwrap_err();
-        assert!(matches!(error, FormatError::UnknownVersion { found: 2, supported: 1, .. }));
+        assert!(matches!(error, FormatError::UnknownVersion { found: 3, supported: 2, .. }));
         assert!(error.to_string().contains("run the same raft-std version on every node"), "{error}");
     }
 }

@@ -1,8 +1,11 @@
 //! How a [`RaftNode`](crate::RaftNode) reaches its peers: the [`Transport`] trait and the
 //! implementations that come with raft-std.
 //!
-//! * [`TcpTransport`]: TCP with length-delimited frames, a cluster-id handshake, reconnection
-//!   with backoff and bounded per-peer queues.
+//! * [`TcpTransport`]: plain TCP with length-delimited frames, a cluster-id handshake,
+//!   reconnection with backoff, bounded per-peer queues and a bounded number of accepted
+//!   connections. It authenticates nobody: for networks only the cluster's nodes reach.
+//! * `TlsTransport` (cargo feature `tls`): the same machinery over mutual TLS; each peer is
+//!   the node its certificate names.
 //! * [`ChannelNetwork`] / [`ChannelTransport`]: in-process channels, for tests and clusters in
 //!   one binary, with fault injection (cut, heal, delay).
 //! * `FaultyTransport` (cargo feature `testing`): cuts links of any other transport, for
@@ -11,7 +14,10 @@
 mod channel;
 #[cfg(feature = "testing")]
 mod faults;
+mod stream;
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::future::Future;
 
@@ -22,6 +28,8 @@ pub use self::channel::{ChannelNetwork, ChannelTransport, DEFAULT_CHANNEL_INBOX_
 #[cfg(feature = "testing")]
 pub use self::faults::{Faults, FaultyTransport};
 pub use self::tcp::{TcpConfig, TcpTransport};
+#[cfg(feature = "tls")]
+pub use self::tls::{node_uri, TlsConfig, TlsError, TlsReloader, TlsTransport};
 
 /// What a [`RaftNode`](crate::RaftNode) sends through and receives from: opaque frames between
 /// nodes.
