@@ -5,8 +5,6 @@
 //! or query is described by what was expected, never echoed, and authentication failures never
 //! repeat a token or a certificate's name.
 
-use std::error::Error as _;
-
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -155,30 +153,14 @@ fn body_failure(status: StatusCode, rejection: &(dyn std::error::Error + 'static
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
-        // Where serde_json stopped, never what it read there.
-        let position = rejection
-            .source()
-            .and_then(|cause| {
-                let mut next = Some(cause);
-                while let Some(error) = next {
-                    if let Some(json) = error.downcast_ref::<serde_json::Error>() {
-                        return Some(format!(" (line {}, column {})", json.line(), json.column()));
-                    }
-                    next = error.source();
-                }
-                None
-            })
-            .unwrap_or_default();
         match rejection {
             JsonRejection::JsonDataError(_) => ApiError::new(
                 status,
                 "bad_request",
-                format!(
-                    "the JSON body has a missing, unknown or mistyped field{position}; see the API reference"
-                ),
+                "the JSON body has a missing, unknown or mistyped field; see the API reference",
             ),
             JsonRejection::JsonSyntaxError(_) => {
-                ApiError::new(status, "bad_request", format!("the body is not valid JSON{position}"))
+                ApiError::new(status, "bad_request", "the body is not valid JSON")
             }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 status,

@@ -110,14 +110,17 @@ async fn up(args: ClusterUp, dir: PathBuf, program: &Program) -> Result<(), Fail
     let (scheme, options) = if tls {
         let (cert, key) = certs::admin_client(&certs);
         let ca = certs::ca(&certs);
-        ("https", format!("--cacert {} --cert {} --key {} ", ca.display(), cert.display(), key.display()))
+        ("https", format!("--cacert {} --cert {} --key {}", ca.display(), cert.display(), key.display()))
     } else {
         ("http", String::new())
     };
     let port = state.nodes[0].http.port();
     say(format_args!("\ntry:"))?;
     for (before, after) in program.examples {
-        say(format_args!("  curl {options}{before} {scheme}://localhost:{port}{after}"))?;
+        let url = format!("{scheme}://localhost:{port}{after}");
+        let words: Vec<&str> =
+            [options.as_str(), before, &url].into_iter().filter(|w| !w.is_empty()).collect();
+        say(format_args!("  curl {}", words.join(" ")))?;
     }
     say(format_args!(
         "  {1} cluster status --dir {0}\n  {1} cluster down --dir {0}",
