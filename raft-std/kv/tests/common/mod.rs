@@ -58,10 +58,17 @@ impl Cluster {
         cluster
     }
 
-    /// Starts nodes `1..=size` as a new cluster serving HTTPS, with certificates made by
-    /// `raft-kv certs` for the nodes, the admin client and `clients` (`NAME=ROLE`); the API
-    /// client presents the admin certificate.
+    /// Starts nodes `1..=size` as a new cluster serving HTTPS (see [`Cluster::secure`]).
     pub fn start_secure(size: u64, extra_args: &[&str], clients: &[&str]) -> Cluster {
+        let mut cluster = Cluster::secure(size, extra_args, clients);
+        cluster.launch_all();
+        cluster
+    }
+
+    /// Chooses ports and a data directory for nodes `1..=size`, which will serve HTTPS, and
+    /// makes certificates with `raft-kv certs` for them, the admin client and `clients`
+    /// (`NAME=ROLE`); the API client presents the admin certificate. Starts no node.
+    pub fn secure(size: u64, extra_args: &[&str], clients: &[&str]) -> Cluster {
         let mut cluster = Cluster::with_scheme(size, extra_args, "https");
         let certs = cluster.dir.path().join("certs");
         let mut command = Command::new(env!("CARGO_BIN_EXE_raft-kv"));
@@ -76,17 +83,16 @@ impl Cluster {
         assert!(made.status.success(), "raft-kv certs: {}", String::from_utf8_lossy(&made.stderr));
         cluster.certs = Some(certs);
         cluster.api.client = cluster.client_as(Some("admin"));
-        cluster.launch_all();
         cluster
     }
 
-    fn launch_all(&mut self) {
+    /// Starts every node as a new cluster.
+    pub fn launch_all(&mut self) {
         let ids = self.api.ids();
         for &id in &ids {
             self.launch(id, &ids, &[]);
         }
     }
-
     /// Chooses ports and a data directory for nodes `1..=size` without starting any;
     /// `extra_args` will go to every node, which serve plain HTTP (`--insecure`).
     pub fn new(size: u64, extra_args: &[&str]) -> Cluster {
@@ -153,6 +159,11 @@ impl Cluster {
     /// What node `id` has logged so far.
     pub fn log(&self, id: NodeId) -> String {
         std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    /// Node `id`'s process id.
+    pub fn pid(&self, id: NodeId) -> u32 {
+        self.children[&id].id()
     }
 
     /// Whether node `id`'s process is still running.
