@@ -265,7 +265,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Start a local cluster in the background (ports on 127.0.0.1, one data directory each),
-    /// serving HTTPS with certificates made in <dir>/certs.
+    /// serving HTTPS with certificates made in DIR/certs.
     Up(ClusterUp),
     /// Show each node's role, term, leader and log positions.
     Status(ClusterDir),
@@ -276,7 +276,7 @@ pub enum ClusterCommand {
 #[derive(Debug, Args)]
 pub struct ClusterDir {
     /// Where the cluster keeps its data directories, logs, certificates and state
-    /// [default: <program>-cluster].
+    /// [default: PROGRAM-cluster, e.g. raft-kv-cluster].
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }

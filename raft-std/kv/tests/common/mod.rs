@@ -215,7 +215,7 @@ impl Cluster {
             // SAFETY: setrlimit is a single system call, safe between fork and exec.
             unsafe {
                 command.pre_exec(move || {
-                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit.clone())
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
                         .map_err(std::io::Error::from)
                 });
             }
