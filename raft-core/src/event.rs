@@ -365,7 +365,9 @@ pub struct PeerDiagnostics {
     pub next_index: Index,
     /// Replication mode: "probe", "replicate" or "snapshot".
     pub state: ReplicationState,
-    /// Whether the peer answered during the current check-quorum period.
+    /// Whether the peer answered within the last full check-quorum period (an election
+    /// timeout): during the current period or the one before. False for every peer of a leader
+    /// elected less than that long ago that has not answered it yet.
     pub recently_active: bool,
     /// How often, since this node became leader, the peer was found to have lost log entries
     /// it had acknowledged (each time also reported as [`Event::FollowerLostEntries`]). Above

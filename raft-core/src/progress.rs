@@ -63,6 +63,9 @@ pub(crate) struct Progress {
     pub(crate) inflights: Inflights,
     /// Heard from during the current check-quorum period.
     pub(crate) recent_active: bool,
+    /// Heard from during the previous check-quorum period (for diagnostics: a peer that
+    /// answers steadily never looks inactive just because a period began).
+    pub(crate) previously_active: bool,
     /// Highest heartbeat round the peer has answered in this term.
     pub(crate) acked_round: u64,
     /// The commit index the peer can have learned from the last AppendEntries sent to it.
@@ -77,6 +80,11 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// Whether the peer answered within the last full check-quorum period.
+    pub(crate) fn answered_lately(&self) -> bool {
+        self.recent_active || self.previously_active
+    }
+
     pub(crate) fn new(next_index: Index, max_inflight: usize) -> Self {
         Progress {
             match_index: 0,
@@ -85,6 +93,7 @@ impl Progress {
             paused: false,
             inflights: Inflights::new(max_inflight),
             recent_active: false,
+            previously_active: false,
             acked_round: 0,
             sent_commit: 0,
             match_round: 0,

@@ -36,6 +36,13 @@ async fn ten_thousand_writes_leave_a_bounded_log() {
         .await
         .expect("every write is applied");
 
+    // The status is published by the node task, after the writes' answers: wait for it.
+    let mut status = node.watch();
+    let published = status.wait_for(|s| s.diagnostics.applied_index > WRITES);
+    tokio::time::timeout(std::time::Duration::from_secs(5), published)
+        .await
+        .expect("the status shows every write applied")
+        .expect("the node runs");
     let d = diagnostics(&node).await;
     assert!(d.applied_index > WRITES, "{d:?}");
     assert!(d.first_index > 1, "the default policy took a snapshot: {d:?}");

@@ -316,3 +316,155 @@ async fn fsync_can_be_turned_off_for_tests() {
     let mut store: Store = FileState::open(dir.path(), Membership::new([1]), options).unwrap();
     assert_eq!(stored_entries(&mut store).await, entries(1, 1..=5));
 }
+
+/// A directory with term 3, entries 1..=20 over several segments and, if `snapshot` is
+/// given, a snapshot through that index (which compacts the segments it covers).
+async fn populated(snapshot: Option<u64>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fresh(dir.path()).await;
+    store.write_log(None, &entries(1, 1..=20)).await.unwrap();
+    if let Some(index) = snapshot {
+        install(&mut store, LogId::new(1, index), b"state").await;
+    }
+    dir
+}
+
+fn missing(result: Result<Store, StorageError>, file: &str) {
+    let error = result.err().expect("refused");
+    assert!(
+        matches!(&error, StorageError::Missing { path, .. } if path.to_string_lossy().ends_with(file)),
+        "{file}: {error}"
+    );
+}
+
+fn corrupt(result: Result<Store, StorageError>, file: &str, says: &str) {
+    let error = result.err().expect("refused");
+    let StorageError::Corrupt { path, .. } = &error else { panic!("{file}: {error}") };
+    assert!(
+        path.to_string_lossy().contains(file) && error.to_string().contains(says),
+        "{file}, {says}: {error}"
+    );
+}
+
+fn damage(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    fs::write(path, bytes).unwrap();
+}
+
+fn snapshot_data(dir: &Path) -> PathBuf {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().ends_with(".data"))
+        .expect("a snapshot data file")
+}
+
+/// Each row of the table in `FileState`'s docs, in order.
+#[tokio::test]
+async fn every_missing_or_damaged_file_has_the_documented_outcome() {
+    // None of the files: a new store writes term and vote, then the configuration.
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()).unwrap());
+    assert!(dir.path().join("hard_state").exists() && dir.path().join("bootstrap").exists());
+
+    // hard_state missing next to a bootstrap configuration, a log or a snapshot.
+    fs::remove_file(dir.path().join("hard_state")).unwrap();
+    missing(open(dir.path()), "hard_state");
+    for snapshot in [None, Some(12)] {
+        let dir = populated(snapshot).await;
+        fs::remove_file(dir.path().join("hard_state")).unwrap();
+        missing(open(dir.path()), "hard_state");
+    }
+    // hard_state damaged.
+    let dir = populated(None).await;
+    damage(&dir.path().join("hard_state"));
+    corrupt(open(dir.path()), "hard_state", "checksum");
+
+    // bootstrap missing after a creation a crash interrupted (term 0, no vote, nothing else).
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()).unwrap());
+    fs::remove_file(dir.path().join("bootstrap")).unwrap();
+    let mut store = open(dir.path()).expect("written again");
+    assert_eq!(store.load().await.unwrap().bootstrap, Membership::new([1, 2, 3]));
+    // bootstrap missing with anything else there: a term, a log.
+    drop(store);
+    drop(fresh(dir.path()).await);
+    fs::remove_file(dir.path().join("bootstrap")).unwrap();
+    missing(open(dir.path()), "bootstrap");
+    let dir = populated(None).await;
+    fs::remove_file(dir.path().join("bootstrap")).unwrap();
+    missing(open(dir.path()), "bootstrap");
+    // bootstrap damaged.
+    let dir = populated(None).await;
+    damage(&dir.path().join("bootstrap"));
+    corrupt(open(dir.path()), "bootstrap", "checksum");
+
+    // A segment missing between others; the first ones missing with no snapshot covering them.
+    let dir = populated(None).await;
+    let paths = segments(dir.path());
+    assert!(paths.len() >= 3, "{paths:?}");
+    fs::remove_file(&paths[1]).unwrap();
+    corrupt(open(dir.path()), "log", "segment starts at index");
+    let dir = populated(None).await;
+    fs::remove_file(&segments(dir.path())[0]).unwrap();
+    corrupt(open(dir.path()), "log", "but the snapshot ends at 0");
+    // A record damaged before the end of the log.
+    let dir = populated(None).await;
+    let first = segments(dir.path()).remove(0);
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[8 + 12 + 3] ^= 0x40;
+    fs::write(&first, bytes).unwrap();
+    corrupt(open(dir.path()), "log", "checksum");
+    // The last record incomplete: truncated.
+    let dir = populated(None).await;
+    let last = segments(dir.path()).pop().unwrap();
+    fs::OpenOptions::new().append(true).open(&last).unwrap().write_all(&[9, 0, 0]).unwrap();
+    assert_eq!(open(dir.path()).unwrap().last_index().unwrap(), 20);
+    // The newest segment missing: not detectable, the log is shorter.
+    let dir = populated(None).await;
+    fs::remove_file(segments(dir.path()).pop().unwrap()).unwrap();
+    let last_index = open(dir.path()).unwrap().last_index().unwrap();
+    assert!(last_index < 20, "opens with the shorter log: {last_index}");
+
+    // The snapshot record missing: its data file is a leftover; a compacted log is refused,
+    // an uncompacted one opens without a snapshot.
+    let dir = populated(Some(12)).await;
+    assert!(segments(dir.path())[0].to_string_lossy().ends_with(".log"));
+    fs::remove_file(dir.path().join("snapshot")).unwrap();
+    corrupt(open(dir.path()), "log", "but the snapshot ends at 0");
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .path()
+        .to_string_lossy()
+        .ends_with(".data")));
+    let dir = populated(Some(1)).await;
+    fs::remove_file(dir.path().join("snapshot")).unwrap();
+    let mut store = open(dir.path()).expect("the log has everything");
+    assert!(store.load().await.unwrap().snapshot.is_none());
+    assert_eq!(stored_entries(&mut store).await, entries(1, 1..=20));
+    // The snapshot record damaged.
+    let dir = populated(Some(12)).await;
+    damage(&dir.path().join("snapshot"));
+    corrupt(open(dir.path()), "snapshot", "checksum");
+    // The snapshot's data missing, or damaged.
+    let dir = populated(Some(12)).await;
+    fs::remove_file(snapshot_data(dir.path())).unwrap();
+    missing(open(dir.path()), ".data");
+    let dir = populated(Some(12)).await;
+    damage(&snapshot_data(dir.path()));
+    corrupt(open(dir.path()), ".data", "checksum");
+
+    // Leftovers of a crash are removed.
+    let dir = populated(Some(12)).await;
+    let leftovers =
+        ["hard_state.tmp", "snapshot.staged", "snapshot-00000000000000000009-00000000000000000099.data"];
+    for name in leftovers {
+        fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    drop(open(dir.path()).unwrap());
+    for name in leftovers {
+        assert!(!dir.path().join(name).exists(), "{name} removed");
+    }
+}

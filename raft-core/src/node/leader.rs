@@ -146,7 +146,7 @@ impl Node {
             Some(voter == id || progress.get(&voter).is_some_and(|p| p.recent_active))
         });
         for progress in state.progress.values_mut() {
-            progress.recent_active = false;
+            progress.previously_active = core::mem::take(&mut progress.recent_active);
         }
         result == VoteResult::Won
     }

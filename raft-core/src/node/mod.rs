@@ -255,7 +255,7 @@ impl Node {
                     match_index: p.match_index,
                     next_index: p.next_index,
                     state: p.state,
-                    recently_active: p.recent_active,
+                    recently_active: p.answered_lately(),
                     lost_entries: p.lost_entries,
                 })
                 .collect(),

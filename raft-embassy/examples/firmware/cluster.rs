@@ -99,7 +99,6 @@ pub struct Digest {
 /// The CRC the digest chains commands through (the crate's frames use the `crc` crate too).
 const DIGEST_CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_ECMA_182);
 
-
 impl Digest {
     fn to_bytes(self) -> Bytes {
         let mut bytes = [0; 16];

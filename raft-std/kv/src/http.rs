@@ -1,50 +1,39 @@
-//! The HTTP API (JSON). Writes sent to any node are carried out by the leader: a follower
-//! forwards them over the Raft transport and answers once the leader has applied them.
+//! The key-value API (JSON): `/kv/…` and `/status`; raft-service adds `/metrics` and the admin
+//! API. Writes sent to any node are carried out by the leader: a follower forwards them over
+//! the Raft transport and answers once the leader has applied them.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use metrics_exporter_prometheus::PrometheusHandle;
-use raft_core::{Membership, NodeId};
-use raft_std::{Faults, RaftNode, Status};
+use raft_service::routes::status_fields;
+use raft_service::ApiError;
+use raft_std::RaftNode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api_error::ApiError;
-use crate::cli::check_address;
-use crate::machine::{self, Command, Outcome};
+use crate::machine::{self, Command, Outcome, Usage};
 
 /// Longest key, in bytes.
 const MAX_KEY_BYTES: usize = 1024;
-/// Largest request body (a value), in bytes.
-const MAX_BODY_BYTES: usize = 1 << 20;
 
 type Reply = Result<Json<Value>, ApiError>;
 
 #[derive(Clone)]
-struct Api {
+struct Kv {
     node: RaftNode,
-    metrics: PrometheusHandle,
-    /// Present when the node runs with `--fault-injection`.
-    faults: Option<Faults>,
+    /// `--quota-bytes`: carried by every write this node accepts.
+    quota: u64,
 }
 
-/// The service's routes.
-pub fn router(node: RaftNode, metrics: PrometheusHandle, faults: Option<Faults>) -> Router {
+/// The service's own routes.
+pub fn router(node: RaftNode, quota: u64) -> Router {
     Router::new()
         .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/kv/{key}/cas", post(compare_and_swap))
         .route("/status", get(status))
-        .route("/metrics", get(prometheus))
-        .route("/cluster/members", post(add_member))
-        .route("/cluster/members/{id}", delete(remove_member))
-        .route("/cluster/transfer-leader", post(transfer_leader))
-        .route("/debug/partition", post(partition))
-        .route("/debug/heal", post(heal))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see README")
         })
@@ -55,8 +44,7 @@ pub fn router(node: RaftNode, metrics: PrometheusHandle, faults: Option<Faults>)
                 "this endpoint does not take that method",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Api { node, metrics, faults })
+        .with_state(Kv { node, quota })
 }
 
 fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -68,8 +56,8 @@ fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 }
 
 /// Replicates `command` and returns its index and outcome.
-async fn write(api: &Api, command: &Command) -> Result<(u64, Outcome), ApiError> {
-    let applied = api.node.propose(machine::encode(command)).await?;
+async fn write(kv: &Kv, command: &Command) -> Result<(u64, Outcome), ApiError> {
+    let applied = kv.node.propose(machine::encode(command)).await?;
     let outcome = postcard::from_bytes(&applied.response).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,6 +72,17 @@ async fn write(api: &Api, command: &Command) -> Result<(u64, Outcome), ApiError>
         Outcome::Invalid(reason) => {
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "invalid_command", reason))
         }
+        Outcome::QuotaExceeded { used, quota } => Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota_exceeded",
+            format!(
+                "the store holds {used} bytes of keys and values, and this write would grow it while it is \
+                 past its {quota}-byte quota or its quota alarm is raised; nothing was changed. Delete keys \
+                 to make room (reads and deletes still work)"
+            ),
+        )
+        .with("used_bytes", used)
+        .with("quota_bytes", quota)),
         outcome => Ok((applied.index, outcome)),
     }
 }
@@ -94,14 +93,14 @@ fn unexpected(outcome: Outcome) -> ApiError {
 
 /// `PUT /kv/{key}`: the body is the value (UTF-8 text).
 async fn put_key(
-    State(api): State<Api>,
+    State(kv): State<Kv>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let key = key_from(path)?;
     let value = String::from_utf8(body?.to_vec())
         .map_err(|_| ApiError::bad_request("the value must be UTF-8 text"))?;
-    match write(&api, &Command::Put { key: key.clone(), value }).await? {
+    match write(&kv, &Command::PutWithin { key: key.clone(), value, quota: kv.quota }).await? {
         (index, Outcome::Put { previous }) => {
             Ok(Json(json!({ "key": key, "index": index, "previous": previous })))
         }
@@ -110,9 +109,9 @@ async fn put_key(
 }
 
 /// `DELETE /kv/{key}`.
-async fn delete_key(State(api): State<Api>, path: Result<Path<String>, PathRejection>) -> Reply {
+async fn delete_key(State(kv): State<Kv>, path: Result<Path<String>, PathRejection>) -> Reply {
     let key = key_from(path)?;
-    match write(&api, &Command::Delete { key: key.clone() }).await? {
+    match write(&kv, &Command::Delete { key: key.clone() }).await? {
         (index, Outcome::Delete { previous }) => {
             Ok(Json(json!({ "key": key, "index": index, "deleted": previous.is_some() })))
         }
@@ -131,13 +130,13 @@ struct CasBody {
 /// `POST /kv/{key}/cas` with `{"from": old, "to": new}`: 200 if swapped, 409 with the current
 /// value if not.
 async fn compare_and_swap(
-    State(api): State<Api>,
+    State(kv): State<Kv>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<CasBody>, JsonRejection>,
 ) -> Reply {
     let key = key_from(path)?;
     let Json(CasBody { from, to }) = body?;
-    match write(&api, &Command::Cas { key: key.clone(), from, to }).await? {
+    match write(&kv, &Command::CasWithin { key: key.clone(), from, to, quota: kv.quota }).await? {
         (index, Outcome::Cas { swapped: true, current }) => {
             Ok(Json(json!({ "key": key, "index": index, "swapped": true, "value": current })))
         }
@@ -146,7 +145,6 @@ async fn compare_and_swap(
             "cas_failed",
             "the key does not hold the expected value; nothing was changed",
         )
-        .with("key", key)
         .with("current", current)),
         (_, outcome) => Err(unexpected(outcome)),
     }
@@ -171,7 +169,7 @@ struct ReadParams {
 
 /// `GET /kv/{key}[?consistency=stale]`.
 async fn get_key(
-    State(api): State<Api>,
+    State(kv): State<Kv>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<ReadParams>, QueryRejection>,
 ) -> Reply {
@@ -179,113 +177,31 @@ async fn get_key(
     let Query(ReadParams { consistency }) = params?;
     let query = machine::encode(&machine::Query::Get { key: key.clone() });
     let answer = match consistency {
-        Consistency::Linearizable => api.node.read(query).await?,
-        Consistency::Stale => api.node.read_local(&query).await?,
+        Consistency::Linearizable => kv.node.read(query).await?,
+        Consistency::Stale => kv.node.read_local(&query).await?,
     };
-    let value: Option<String> = postcard::from_bytes(&answer).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("bad answer: {e}"))
-    })?;
+    let value: Option<String> = decode(&answer)?;
     match value {
         Some(value) => Ok(Json(json!({ "key": key, "value": value }))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such key").with("key", key)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such key")),
     }
 }
 
-/// `GET /status`.
-async fn status(State(api): State<Api>) -> Reply {
-    let Status { diagnostics: d, links } = api.node.status().await?;
-    Ok(Json(json!({
-        "id": d.id,
-        "role": d.role.to_string(),
-        "term": d.term,
-        "leader": d.leader,
-        "vote": d.vote,
-        "commit_index": d.commit_index,
-        "applied_index": d.applied_index,
-        "last_log_index": d.last_log.index,
-        "last_log_term": d.last_log.term,
-        "first_log_index": d.first_index,
-        "members": members(&d.membership),
-        "replication": d.peers,
-        "links": links,
-    })))
-}
-
-/// `GET /metrics`: the Prometheus text format.
-async fn prometheus(State(api): State<Api>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.metrics.render())
-}
-
-fn members(membership: &Membership) -> Value {
-    json!({ "voters": membership.voters, "learners": membership.learners, "outgoing_voters": membership.outgoing })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewMember {
-    id: NodeId,
-    addr: String,
-}
-
-/// `POST /cluster/members` with `{"id": 4, "addr": "127.0.0.1:7004"}` (the new node's
-/// `--listen` address; start it with `--join` first).
-async fn add_member(State(api): State<Api>, body: Result<Json<NewMember>, JsonRejection>) -> Reply {
-    let Json(NewMember { id, addr }) = body?;
-    if id == 0 {
-        return Err(ApiError::bad_request("node id 0 is reserved"));
-    }
-    check_address(&addr).map_err(ApiError::bad_request)?;
-    let membership = api.node.add_member(id, addr).await?;
-    Ok(Json(json!({ "members": members(&membership) })))
-}
-
-/// `DELETE /cluster/members/{id}`.
-async fn remove_member(State(api): State<Api>, path: Result<Path<NodeId>, PathRejection>) -> Reply {
-    let Path(id) = path?;
-    let membership = api.node.remove_member(id).await?;
-    Ok(Json(json!({ "members": members(&membership) })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Transfer {
-    to: NodeId,
-}
-
-/// `POST /cluster/transfer-leader` with `{"to": 2}`.
-async fn transfer_leader(State(api): State<Api>, body: Result<Json<Transfer>, JsonRejection>) -> Reply {
-    let Json(Transfer { to }) = body?;
-    let leader = api.node.transfer_leader(to).await?;
-    Ok(Json(json!({ "leader": leader })))
-}
-
-fn faults(api: &Api) -> Result<&Faults, ApiError> {
-    api.faults.as_ref().ok_or_else(|| {
+fn decode<T: serde::de::DeserializeOwned>(answer: &[u8]) -> Result<T, ApiError> {
+    postcard::from_bytes(answer).map_err(|e| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "fault injection is off (start the node with --fault-injection)",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("bad answer from the store: {e}"),
         )
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Partition {
-    peers: Vec<NodeId>,
-}
-
-/// `POST /debug/partition` with `{"peers": [2, 3]}`: drop all traffic between this node and
-/// those peers (test hook).
-async fn partition(State(api): State<Api>, body: Result<Json<Partition>, JsonRejection>) -> Reply {
-    let Json(Partition { peers }) = body?;
-    let faults = faults(&api)?;
-    faults.isolate(api.node.id(), peers);
-    Ok(Json(json!({ "blocked_links": faults.blocked_links() })))
-}
-
-/// `POST /debug/heal`: restore every link of this node (test hook).
-async fn heal(State(api): State<Api>) -> Reply {
-    faults(&api)?.heal();
-    Ok(Json(json!({ "blocked_links": [] })))
+/// `GET /status`: the node's state, and the store's size against this node's quota.
+async fn status(State(kv): State<Kv>) -> Reply {
+    let mut fields = status_fields(&kv.node.status().await?);
+    let usage: Usage = decode(&kv.node.read_local(&machine::encode(&machine::Query::Usage)).await?)?;
+    let quota = json!({ "used_bytes": usage.bytes, "quota_bytes": kv.quota, "alarm": usage.alarm });
+    fields.insert("quota".into(), quota);
+    Ok(Json(Value::Object(fields)))
 }

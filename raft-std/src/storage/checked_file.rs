@@ -10,6 +10,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::descriptors::retrying;
 use super::error::StorageError;
 
 const HEADER_LEN: usize = 8 + 8 + 4;
@@ -25,7 +26,7 @@ pub(super) fn write(path: &Path, magic: &[u8; 8], payload: &[u8], sync: bool) ->
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     bytes.extend_from_slice(payload);
-    let mut file = File::create(&temp).map_err(StorageError::io("create", &temp))?;
+    let mut file = retrying("create", || File::create(&temp)).map_err(StorageError::io("create", &temp))?;
     file.write_all(&bytes).map_err(StorageError::io("write", &temp))?;
     if sync {
         file.sync_all().map_err(StorageError::io("fsync", &temp))?;
@@ -42,7 +43,7 @@ pub(super) fn write(path: &Path, magic: &[u8; 8], payload: &[u8], sync: bool) ->
 /// tag, a short file or a checksum mismatch is [`StorageError::Corrupt`]: these files are only
 /// ever replaced whole, so damage is never a torn write.
 pub(super) fn read(path: &Path, magic: &[u8; 8]) -> Result<Option<Vec<u8>>, StorageError> {
-    let mut bytes = match fs::read(path) {
+    let mut bytes = match retrying("read", || fs::read(path)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io("read", path)(e)),
@@ -64,12 +65,14 @@ pub(super) fn read(path: &Path, magic: &[u8; 8]) -> Result<Option<Vec<u8>>, Stor
 
 /// Fsyncs a directory, making renames, creations and removals in it durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync directory", dir))
+    retrying("open directory", || File::open(dir))
+        .and_then(|d| d.sync_all())
+        .map_err(StorageError::io("fsync directory", dir))
 }
 
 /// Removes `*.tmp` files a crash left behind in `dir`.
 pub(super) fn remove_leftovers(dir: &Path) -> Result<(), StorageError> {
-    for entry in fs::read_dir(dir).map_err(StorageError::io("list", dir))? {
+    for entry in retrying("list", || fs::read_dir(dir)).map_err(StorageError::io("list", dir))? {
         let path: PathBuf = entry.map_err(StorageError::io("list", dir))?.path();
         if path.extension().is_some_and(|e| e == TEMP_SUFFIX) {
             fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;

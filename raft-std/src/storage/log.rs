@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use raft_core::{Entry, Index, LogId, Term};
 
 use super::checked_file::sync_dir;
+use super::descriptors::retrying;
 use super::error::StorageError;
 use super::metrics::{seconds_since, StorageMetrics};
 use super::record;
@@ -53,7 +54,7 @@ impl SegmentLog {
     ) -> Result<(SegmentLog, Vec<Entry>), StorageError> {
         fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
         let mut paths = Vec::new();
-        for item in fs::read_dir(dir).map_err(StorageError::io("list", dir))? {
+        for item in retrying("list", || fs::read_dir(dir)).map_err(StorageError::io("list", dir))? {
             let path = item.map_err(StorageError::io("list", dir))?.path();
             if let Some(first) = Segment::first_index_of(&path) {
                 paths.push((first, path));

@@ -12,11 +12,13 @@
 //! ```
 //!
 //! All file I/O runs on tokio's blocking thread pool, so a slow fsync never stalls the runtime.
+//! [`FileState`]'s docs list what opening does with each missing or damaged file.
 //! The application's state machine is not stored here: it is rebuilt from the snapshot and
 //! the log at start (or keeps its own durable state, see
 //! [`StateMachine::durable_index`](raft_core::StateMachine::durable_index)).
 
 mod checked_file;
+mod descriptors;
 mod error;
 mod log;
 mod metrics;
@@ -86,6 +88,44 @@ impl Default for StorageOptions {
 /// assert_eq!(state.last_index()?, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Opening a file while the process or the system is out of file descriptors (`EMFILE`,
+/// `ENFILE`) is retried with backoff for up to 10 s before it counts as a storage failure:
+/// exhausted descriptors are not a broken disk, and pass once connections elsewhere close.
+///
+/// # Missing and damaged files
+///
+/// [`FileState::open`] never starts with less than the directory promised. What it does with
+/// each file missing or damaged (by an operator, a bad disk or a restore from an incomplete
+/// backup); each row is checked by `raft-std/tests/storage.rs`:
+///
+/// | file | state | outcome |
+/// | --- | --- | --- |
+/// | all | none exists (a new or empty directory) | a new store: term 0 and the given bootstrap configuration are written |
+/// | `hard_state` | missing, the directory holds a log, a snapshot or a bootstrap configuration | [`StorageError::Missing`] (`hard_state`): the node may have voted, and must not vote again in that term |
+/// | `hard_state` | damaged | [`StorageError::Corrupt`] (`hard_state`) |
+/// | `bootstrap` | missing, `hard_state` is term 0 without a vote, no log, no snapshot | a creation that a crash interrupted: the given configuration is written |
+/// | `bootstrap` | missing, anything else is there | [`StorageError::Missing`] (`bootstrap`) |
+/// | `bootstrap` | damaged | [`StorageError::Corrupt`] (`bootstrap`) |
+/// | `log/*.log` | one missing between others | [`StorageError::Corrupt`]: the segment after the gap does not continue the one before |
+/// | `log/*.log` | the first ones missing, and no snapshot covers their entries | [`StorageError::Corrupt`]: the log starts after the snapshot's end |
+/// | `log/*.log` | a record damaged before the end of the log | [`StorageError::Corrupt`], naming the file and offset |
+/// | `log/*.log` | the last record incomplete or zero-filled (a crash while appending) | truncated, with a warning; those entries were never acknowledged |
+/// | `log/*.log` | the newest ones (or all) missing | **not detectable here**: the directory records no last index, so the store opens with the shorter log. Raft then treats the node like one that lost entries: the leader notices (raft-core's lost-entry recovery, `lost_entries` in its diagnostics) and sends them again. Still wipe such a node (below): it may have counted toward a commit or an election with the entries it lost |
+/// | `snapshot` (the record) | missing | its data file is removed as a leftover; a log compacted past it is then [`StorageError::Corrupt`] (the log starts after the snapshot's end); an uncompacted log opens without a snapshot |
+/// | `snapshot` (the record) | damaged | [`StorageError::Corrupt`] (`snapshot`) |
+/// | `snapshot-<term>-<index>.data` | missing | [`StorageError::Missing`] (the data file) |
+/// | `snapshot-<term>-<index>.data` | damaged (size or checksum) | [`StorageError::Corrupt`] (the data file) |
+/// | `*.tmp`, `snapshot.staged`, data files no record names | left by a crash | removed |
+///
+/// **The safe way out** of every error above is to wipe the node's data directory and add it
+/// to the cluster again as a new member, which receives everything from the leader: remove it
+/// from the configuration (from a healthy member), delete or move its directory, start it
+/// empty and waiting to be added ([`NodeConfig::join`](crate::NodeConfig::join)), and add it
+/// ([`RaftNode::add_member`](crate::RaftNode::add_member)), preferably under a new id, so that
+/// no peer can mistake it for the node that made the old promises. raft-kv's README shows the
+/// commands. Restoring the files instead is only safe if they are exactly the ones the node
+/// last wrote.
 pub struct FileState {
     disk: Arc<Mutex<Disk>>,
     /// Entries read while opening, handed out by the first reads instead of reading again.
@@ -109,7 +149,7 @@ impl FileState {
     /// record is truncated with a warning; damage anywhere else is a
     /// [`StorageError::Corrupt`] naming the file and offset, and a missing file the rest of the
     /// directory depends on is a [`StorageError::Missing`]. It never starts with less state
-    /// than it promised before.
+    /// than it promised before: see [`FileState`] for every case.
     ///
     /// `bootstrap` is the configuration of a new cluster (or empty for a node that waits to be
     /// added). It is stored the first time; later opens use the stored one, so a restart with
@@ -132,13 +172,46 @@ impl FileState {
         let snapshot_id = snapshot.info().map_or(LogId::default(), |s| s.meta.last);
         let (log, entries) = SegmentLog::open(&dir.join(LOG_DIR), snapshot_id, sync, options.segment_bytes)?;
         let holds_state = snapshot_id.index > 0 || log.next_index() > 1;
-        if hard_state.is_none() && holds_state {
+        let bootstrap_path = dir.join(BOOTSTRAP_FILE);
+        let stored_bootstrap: Option<Membership> = read(&bootstrap_path, BOOTSTRAP_MAGIC)?;
+        if hard_state.is_none() && (holds_state || stored_bootstrap.is_some()) {
             return Err(StorageError::Missing {
                 path: hard_state_path,
-                reason: "the directory holds a log or a snapshot but not the term and vote that go with them",
+                reason:
+                    "the directory holds a log, a snapshot or its bootstrap configuration, but not the term \
+                         and vote that go with them",
             });
         }
-        let bootstrap = stored_bootstrap(dir, bootstrap, sync, holds_state || hard_state.is_some())?;
+        // A term or a vote is a promise; term 0 without a vote is what a new directory starts with.
+        let promised = holds_state || hard_state.is_some_and(|state| state != HardState::default());
+        let bootstrap = match stored_bootstrap {
+            Some(stored) => {
+                if stored != bootstrap {
+                    tracing::warn!(
+                        stored = %stored, given = %bootstrap,
+                        "the data directory was created with another bootstrap configuration; keeping the stored one"
+                    );
+                }
+                stored
+            }
+            None if promised => {
+                return Err(StorageError::Missing {
+                    path: bootstrap_path,
+                    reason: "the directory holds state but not the configuration it was created with",
+                })
+            }
+            None => {
+                // A new directory (or one whose creation a crash interrupted): term and vote
+                // first, so that a directory with a bootstrap configuration always has them.
+                if hard_state.is_none() {
+                    let bytes = encode("term and vote", &HardState::default())?;
+                    checked_file::write(&hard_state_path, HARD_STATE_MAGIC, &bytes, sync)?;
+                }
+                let bytes = encode("bootstrap configuration", &bootstrap)?;
+                checked_file::write(&bootstrap_path, BOOTSTRAP_MAGIC, &bytes, sync)?;
+                bootstrap
+            }
+        };
         let hard_state = hard_state.unwrap_or_default();
         tracing::info!(
             dir = %dir.display(), term = hard_state.term, snapshot_index = snapshot_id.index,
@@ -279,36 +352,6 @@ impl LogStore for FileState {
 
     async fn read_snapshot(&mut self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
         self.on_disk(move |disk| disk.snapshot.read(offset, len).map(Bytes::from)).await
-    }
-}
-
-/// The bootstrap configuration stored in `dir`, storing `given` if there is none yet. A
-/// directory that already holds state (`established`) must have one.
-fn stored_bootstrap(
-    dir: &Path,
-    given: Membership,
-    sync: bool,
-    established: bool,
-) -> Result<Membership, StorageError> {
-    let path = dir.join(BOOTSTRAP_FILE);
-    match read::<Membership>(&path, BOOTSTRAP_MAGIC)? {
-        Some(stored) => {
-            if stored != given {
-                tracing::warn!(
-                    stored = %stored, given = %given,
-                    "the data directory was created with another bootstrap configuration; keeping the stored one"
-                );
-            }
-            Ok(stored)
-        }
-        None if established => Err(StorageError::Missing {
-            path,
-            reason: "the directory holds state but not the configuration it was created with",
-        }),
-        None => {
-            checked_file::write(&path, BOOTSTRAP_MAGIC, &encode("bootstrap configuration", &given)?, sync)?;
-            Ok(given)
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use raft_core::{Entry, Index, Term};
 
+use super::descriptors::retrying;
 use super::error::StorageError;
 use super::record::{self, Decoded};
 
@@ -74,12 +75,9 @@ impl Segment {
     /// Creates an empty segment starting at `first`, durably when `sync` is set.
     pub(super) fn create(dir: &Path, first: Index, sync: bool) -> Result<(Segment, File), StorageError> {
         let path = Segment::path_for(dir, first);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .map_err(StorageError::io("create", &path))?;
+        let mut file =
+            retrying("create", || OpenOptions::new().create(true).truncate(true).write(true).open(&path))
+                .map_err(StorageError::io("create", &path))?;
         file.write_all(MAGIC).map_err(StorageError::io("write", &path))?;
         if sync {
             file.sync_all().map_err(StorageError::io("fsync", &path))?;
@@ -90,7 +88,8 @@ impl Segment {
 
     /// Opens the segment for appending.
     pub(super) fn open_for_append(&self) -> Result<File, StorageError> {
-        OpenOptions::new().append(true).open(&self.path).map_err(StorageError::io("open", &self.path))
+        retrying("open", || OpenOptions::new().append(true).open(&self.path))
+            .map_err(StorageError::io("open", &self.path))
     }
 
     /// Reads and checks a segment file whose name says it starts at `first`.
@@ -105,7 +104,7 @@ impl Segment {
         is_last: bool,
         keep_after: Index,
     ) -> Result<(Segment, Vec<Entry>, Option<TornTail>), StorageError> {
-        let bytes = fs::read(path).map_err(StorageError::io("read", path))?;
+        let bytes = retrying("read", || fs::read(path)).map_err(StorageError::io("read", path))?;
         let mut segment = Segment { first, path: path.to_path_buf(), records: Vec::new(), len: 0 };
         let mut entries = Vec::new();
         let torn = |offset: usize, reason| {

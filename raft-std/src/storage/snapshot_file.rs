@@ -24,6 +24,7 @@ use raft_core::{SnapshotInfo, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 
 use super::checked_file::{self, sync_dir};
+use super::descriptors::retrying;
 use super::error::StorageError;
 
 const RECORD_FILE: &str = "snapshot";
@@ -80,7 +81,7 @@ impl SnapshotFiles {
             }
         };
         let keep = current.as_ref().map(|c| c.path.clone());
-        for item in fs::read_dir(dir).map_err(StorageError::io("list", dir))? {
+        for item in retrying("list", || fs::read_dir(dir)).map_err(StorageError::io("list", dir))? {
             let path = item.map_err(StorageError::io("list", dir))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let data = name.starts_with(DATA_PREFIX) && name.ends_with(DATA_SUFFIX);
@@ -101,7 +102,8 @@ impl SnapshotFiles {
     pub(super) fn stage(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let path = self.dir.join(STAGED_FILE);
         if offset == 0 {
-            let file = File::create(&path).map_err(StorageError::io("create", &path))?;
+            let file =
+                retrying("create", || File::create(&path)).map_err(StorageError::io("create", &path))?;
             self.staged = Some(Staged { file, len: 0, crc: crc32fast::Hasher::new() });
         }
         let staged =
@@ -134,7 +136,7 @@ impl SnapshotFiles {
         let bytes = postcard::to_allocvec(&record)
             .map_err(|source| StorageError::Encode { what: "snapshot record", source })?;
         checked_file::write(&self.dir.join(RECORD_FILE), RECORD_MAGIC, &bytes, self.sync)?;
-        let data = File::open(&path).map_err(StorageError::io("open", &path))?;
+        let data = retrying("open", || File::open(&path)).map_err(StorageError::io("open", &path))?;
         let info = SnapshotInfo { meta: meta.clone(), size: len };
         let previous = self.current.replace(Current { info: info.clone(), data, path });
         if let Some(previous) = previous.filter(|p| self.current.as_ref().is_some_and(|c| c.path != p.path)) {
@@ -164,13 +166,14 @@ fn check_data(dir: &Path, record_path: &Path, record: Record) -> Result<Current,
         ));
     }
     let path = dir.join(&record.file);
-    let mut data = OpenOptions::new().read(true).open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => StorageError::Missing {
-            path: path.clone(),
-            reason: "the snapshot record names this data file, but it is gone",
-        },
-        _ => StorageError::io("open", &path)(e),
-    })?;
+    let mut data =
+        retrying("open", || OpenOptions::new().read(true).open(&path)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StorageError::Missing {
+                path: path.clone(),
+                reason: "the snapshot record names this data file, but it is gone",
+            },
+            _ => StorageError::io("open", &path)(e),
+        })?;
     let mut crc = crc32fast::Hasher::new();
     let mut size = 0u64;
     let mut buffer = vec![0; CHECK_CHUNK];

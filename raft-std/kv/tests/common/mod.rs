@@ -1,11 +1,13 @@
 //! A harness for tests against real `raft-kv` processes on loopback: free ports, temporary data
-//! directories, SIGKILL and restart ([`Cluster`]), and a client for the service's HTTP API
-//! ([`Api`]) that tasks can share while the cluster's processes come and go.
+//! directories, SIGKILL and restart, plain HTTP (`--insecure`) or HTTPS with certificates made
+//! by `raft-kv certs` ([`Cluster`]), and a client for the service's HTTP API ([`Api`]) that
+//! tasks can share while the cluster's processes come and go.
 #![allow(dead_code)] // each test binary uses its own subset of the harness
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,12 +26,17 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// Each node's `--peers` and own arguments, as last launched (restarts reuse them).
     launches: BTreeMap<NodeId, (Vec<NodeId>, Vec<String>)>,
+    /// Where `raft-kv certs` put the TLS material, for a cluster that serves HTTPS.
+    certs: Option<PathBuf>,
+    /// Nodes started with a lowered open-file limit (soft and hard).
+    fd_limits: BTreeMap<NodeId, u64>,
     api: Api,
 }
 
 /// The HTTP API of every node. Cheap to clone.
 #[derive(Clone)]
 pub struct Api {
+    scheme: &'static str,
     http: BTreeMap<NodeId, SocketAddr>,
     running: Arc<Mutex<BTreeSet<NodeId>>>,
     client: reqwest::Client,
@@ -43,19 +50,58 @@ pub struct Answer {
 }
 
 impl Cluster {
-    /// Starts nodes `1..=size` as a new cluster; `extra_args` go to every node.
+    /// Starts nodes `1..=size` as a new cluster serving plain HTTP (`--insecure`);
+    /// `extra_args` go to every node.
     pub fn start(size: u64, extra_args: &[&str]) -> Cluster {
         let mut cluster = Cluster::new(size, extra_args);
-        let ids = cluster.api.ids();
-        for &id in &ids {
-            cluster.launch(id, &ids, &[]);
-        }
+        cluster.launch_all();
         cluster
     }
 
+    /// Starts nodes `1..=size` as a new cluster serving HTTPS (see [`Cluster::secure`]).
+    pub fn start_secure(size: u64, extra_args: &[&str], clients: &[&str]) -> Cluster {
+        let mut cluster = Cluster::secure(size, extra_args, clients);
+        cluster.launch_all();
+        cluster
+    }
+
+    /// Chooses ports and a data directory for nodes `1..=size`, which will serve HTTPS, and
+    /// makes certificates with `raft-kv certs` for them, the admin client and `clients`
+    /// (`NAME=ROLE`); the API client presents the admin certificate. Starts no node.
+    pub fn secure(size: u64, extra_args: &[&str], clients: &[&str]) -> Cluster {
+        let mut cluster = Cluster::with_scheme(size, extra_args, "https");
+        let certs = cluster.dir.path().join("certs");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_raft-kv"));
+        command.arg("certs").arg("--dir").arg(&certs);
+        for id in cluster.api.ids() {
+            command.args(["--node", &id.to_string()]);
+        }
+        for client in clients {
+            command.args(["--client", client]);
+        }
+        let made = command.output().expect("raft-kv certs runs");
+        assert!(made.status.success(), "raft-kv certs: {}", String::from_utf8_lossy(&made.stderr));
+        cluster.certs = Some(certs);
+        cluster.api.client = cluster.client_as(Some("admin"));
+        cluster
+    }
+
+    /// Starts every node as a new cluster.
+    pub fn launch_all(&mut self) {
+        let ids = self.api.ids();
+        for &id in &ids {
+            self.launch(id, &ids, &[]);
+        }
+    }
     /// Chooses ports and a data directory for nodes `1..=size` without starting any;
-    /// `extra_args` will go to every node.
+    /// `extra_args` will go to every node, which serve plain HTTP (`--insecure`).
     pub fn new(size: u64, extra_args: &[&str]) -> Cluster {
+        let mut args = vec!["--insecure"];
+        args.extend_from_slice(extra_args);
+        Cluster::with_scheme(size, &args, "http")
+    }
+
+    fn with_scheme(size: u64, extra_args: &[&str], scheme: &'static str) -> Cluster {
         // Hold every probe listener until all ports are chosen, so no port is handed out twice.
         let listeners: Vec<TcpListener> =
             (0..2 * size).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
@@ -74,8 +120,55 @@ impl Cluster {
             children: BTreeMap::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             launches: BTreeMap::new(),
-            api: Api { http, running: Arc::default(), client },
+            certs: None,
+            fd_limits: BTreeMap::new(),
+            api: Api { scheme, http, running: Arc::default(), client },
         }
+    }
+
+    /// The directory of the TLS material (`ca.pem`, `client-<name>.pem` …).
+    pub fn certs(&self) -> &Path {
+        self.certs.as_deref().expect("a cluster started with start_secure")
+    }
+
+    /// An HTTPS client that trusts the cluster's CA and presents the certificate of client
+    /// `name` (`admin`: `client.pem`; another: `client-<name>.pem`), or none.
+    pub fn client_as(&self, name: Option<&str>) -> reqwest::Client {
+        let certs = self.certs();
+        let ca = std::fs::read(certs.join("ca.pem")).expect("ca.pem");
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a CA certificate"))
+            .timeout(Duration::from_secs(10));
+        if let Some(name) = name {
+            let stem = if name == "admin" { "client".to_string() } else { format!("client-{name}") };
+            let mut pem = std::fs::read(certs.join(format!("{stem}.pem"))).expect("a client certificate");
+            pem.extend(std::fs::read(certs.join(format!("{stem}-key.pem"))).expect("a client key"));
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("a client identity"));
+        }
+        builder.build().expect("an HTTPS client")
+    }
+
+    /// Starts node `id`, at its next launch, with this open-file limit (soft and hard), as
+    /// `ulimit -n` would.
+    pub fn limit_open_files(&mut self, id: NodeId, limit: u64) {
+        self.fd_limits.insert(id, limit);
+    }
+
+    /// What node `id` has logged so far.
+    pub fn log(&self, id: NodeId) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    /// Node `id`'s process id.
+    pub fn pid(&self, id: NodeId) -> u32 {
+        self.children[&id].id()
+    }
+
+    /// Whether node `id`'s process is still running.
+    pub fn is_running(&mut self, id: NodeId) -> bool {
+        self.children.get_mut(&id).is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     pub fn api(&self) -> &Api {
@@ -105,7 +198,29 @@ impl Cluster {
             .append(true)
             .open(self.log_path(id))
             .expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_raft-kv"));
+        if let Some(certs) = &self.certs {
+            command
+                .arg("--tls-cert")
+                .arg(certs.join(format!("node-{id}.pem")))
+                .arg("--tls-key")
+                .arg(certs.join(format!("node-{id}-key.pem")))
+                .arg("--tls-ca")
+                .arg(certs.join("ca.pem"))
+                .arg("--roles")
+                .arg(certs.join("roles"));
+        }
+        if let Some(&limit) = self.fd_limits.get(&id) {
+            let limit = rustix::process::Rlimit { current: Some(limit), maximum: Some(limit) };
+            // SAFETY: setrlimit is a single system call, safe between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = command
             .args(["--id", &id.to_string(), "--listen", &self.raft[&id].to_string()])
             .args(["--http", &self.api.http[&id].to_string()])
             .args(if peers.is_empty() { vec![] } else { vec!["--peers".to_string(), peers.join(",")] })
@@ -169,7 +284,17 @@ impl Api {
     }
 
     pub fn url(&self, id: NodeId, path: &str) -> String {
-        format!("http://{}{path}", self.http[&id])
+        format!("{}://{}{path}", self.scheme, self.http[&id])
+    }
+
+    /// The address node `id` serves HTTP on.
+    pub fn http_address(&self, id: NodeId) -> SocketAddr {
+        self.http[&id]
+    }
+
+    /// The same API through another client (another identity).
+    pub fn with_client(&self, client: reqwest::Client) -> Api {
+        Api { client, ..self.clone() }
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, String> {

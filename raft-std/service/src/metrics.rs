@@ -1,5 +1,5 @@
-//! `GET /metrics`: what raft-std reports through the `metrics` facade, in the Prometheus text
-//! format.
+//! `GET /metrics`: what raft-std and this crate's HTTP server report through the `metrics`
+//! facade, in the Prometheus text format.
 
 use std::time::Duration;
 

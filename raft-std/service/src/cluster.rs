@@ -1,9 +1,11 @@
-//! `raft-kv cluster up|status|down`: a local cluster on loopback ports, so a new user has a
-//! working cluster with one command.
+//! `cluster up|status|down`: a local cluster on loopback ports, so a new user has a working
+//! cluster with one command.
 //!
-//! `up` starts one background `raft-kv` process per node (its own process group, so closing
-//! the terminal does not stop it) and records them in `<dir>/cluster.json`; each node keeps its
-//! data in `<dir>/<id>/` and logs to `<dir>/<id>.log`.
+//! `up` makes a CA, a certificate per node, an admin client certificate and a roles file in
+//! `<dir>/certs` (unless `--insecure`, or they are already there), starts one background
+//! process of the program per node (its own process group, so closing the terminal does not
+//! stop it) serving HTTPS, and records them in `<dir>/cluster.json`; each node keeps its data
+//! in `<dir>/<id>/` and logs to `<dir>/<id>.log`.
 
 use std::fs;
 use std::io::Write;
@@ -18,16 +20,29 @@ use rustix::process::{kill_process, test_kill_process, Pid, Signal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::certs::{self, NodeHosts, Plan};
 use crate::cli::{ClusterCommand, ClusterDown, ClusterUp};
+use crate::node::Failure;
 
 const STATE_FILE: &str = "cluster.json";
+const CERTS_DIR: &str = "certs";
 
-type Failure = Box<dyn std::error::Error>;
+/// The program whose nodes `cluster` runs.
+pub struct Program {
+    /// Its name: the default cluster id, and the start of the default directory's name.
+    pub name: &'static str,
+    /// What to try once the cluster is up: paths and curl options after the node's base URL,
+    /// e.g. `("-X PUT", "/kv/hello -d world")`.
+    pub examples: &'static [(&'static str, &'static str)],
+}
 
 /// What `up` started.
 #[derive(Serialize, Deserialize)]
 struct ClusterState {
     nodes: Vec<LocalNode>,
+    /// Whether the nodes serve HTTPS with the certificates in `<dir>/certs`.
+    #[serde(default)]
+    tls: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,36 +54,48 @@ struct LocalNode {
 }
 
 /// Runs a `cluster` subcommand.
-pub async fn run(command: ClusterCommand) -> Result<(), Failure> {
+pub async fn run(command: ClusterCommand, program: &Program) -> Result<(), Failure> {
+    let default_dir = || PathBuf::from(format!("{}-cluster", program.name));
     match command {
-        ClusterCommand::Up(args) => up(args).await,
-        ClusterCommand::Status(args) => status(&args.dir).await,
-        ClusterCommand::Down(args) => down(args).await,
+        ClusterCommand::Up(args) => {
+            let dir = args.dir.dir.clone().unwrap_or_else(default_dir);
+            up(args, dir, program).await
+        }
+        ClusterCommand::Status(args) => status(&args.dir.unwrap_or_else(default_dir)).await,
+        ClusterCommand::Down(args) => {
+            let dir = args.dir.dir.clone().unwrap_or_else(default_dir);
+            down(args, dir).await
+        }
     }
 }
 
-async fn up(args: ClusterUp) -> Result<(), Failure> {
-    let dir = args.dir.dir.clone();
+async fn up(args: ClusterUp, dir: PathBuf, program: &Program) -> Result<(), Failure> {
     if let Some(state) = read_state(&dir)? {
         if state.nodes.iter().any(|node| alive(node.pid)) {
             return Err(format!(
-                "a cluster is already running in {}; stop it with `raft-kv cluster down`",
-                dir.display()
+                "a cluster is already running in {}; stop it with `{} cluster down --dir {0}`",
+                dir.display(),
+                program.name
             )
             .into());
         }
     }
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut nodes = plan(&args)?;
+    let tls = !args.insecure;
+    let certs = dir.join(CERTS_DIR);
+    if tls {
+        make_certificates(&certs, program, &nodes)?;
+    }
     let exe = std::env::current_exe()?;
     for index in 0..nodes.len() {
-        let pid = spawn(&exe, &dir, &nodes[index], &nodes)?;
+        let pid = spawn(&exe, &dir, &nodes[index], &nodes, tls.then_some(certs.as_path()), &args.node_args)?;
         nodes[index].pid = pid;
     }
-    let state = ClusterState { nodes };
+    let state = ClusterState { nodes, tls };
     write_state(&dir, &state)?;
     say(format_args!("started {} nodes in {}; waiting for a leader…", args.nodes, dir.display()))?;
-    let client = client()?;
+    let client = client(&dir, tls)?;
     for _ in 0..100 {
         let reports = reports(&client, &state).await;
         if reports.iter().any(|(_, report)| report.as_ref().is_some_and(|r| r["role"] == "Leader")) {
@@ -80,11 +107,47 @@ async fn up(args: ClusterUp) -> Result<(), Failure> {
     for node in state.nodes.iter().filter(|node| !alive(node.pid)) {
         say(format_args!("node {} exited; see {}", node.id, log_path(&dir, node.id).display()))?;
     }
-    let http = state.nodes[0].http;
+    let (scheme, options) = if tls {
+        let (cert, key) = certs::admin_client(&certs);
+        let ca = certs::ca(&certs);
+        ("https", format!("--cacert {} --cert {} --key {}", ca.display(), cert.display(), key.display()))
+    } else {
+        ("http", String::new())
+    };
+    let port = state.nodes[0].http.port();
+    say(format_args!("\ntry:"))?;
+    for (before, after) in program.examples {
+        let url = format!("{scheme}://localhost:{port}{after}");
+        let words: Vec<&str> =
+            [options.as_str(), before, &url].into_iter().filter(|w| !w.is_empty()).collect();
+        say(format_args!("  curl {}", words.join(" ")))?;
+    }
     say(format_args!(
-        "\ntry:\n  curl -X PUT http://{http}/kv/hello -d world\n  curl http://{http}/kv/hello"
+        "  {1} cluster status --dir {0}\n  {1} cluster down --dir {0}",
+        dir.display(),
+        program.name
     ))?;
-    say(format_args!("  raft-kv cluster status --dir {0}\n  raft-kv cluster down --dir {0}", dir.display()))?;
+    Ok(())
+}
+
+/// Makes the local cluster's certificates, unless an earlier `up` did.
+fn make_certificates(certs: &Path, program: &Program, nodes: &[LocalNode]) -> Result<(), Failure> {
+    let missing = nodes.iter().any(|node| !certs::node_cert(certs, node.id).exists())
+        || !certs::admin_client(certs).0.exists();
+    if missing {
+        let plan = Plan {
+            dir: certs.to_path_buf(),
+            cluster: program.name.to_string(),
+            nodes: nodes.iter().map(|node| NodeHosts { id: node.id, hosts: Vec::new() }).collect(),
+            clients: Vec::new(),
+            days: 365,
+        };
+        certs::generate(&plan)?;
+        say(format_args!(
+            "made a CA, node certificates and an admin client certificate in {}",
+            certs.display()
+        ))?;
+    }
     Ok(())
 }
 
@@ -107,7 +170,14 @@ fn plan(args: &ClusterUp) -> Result<Vec<LocalNode>, Failure> {
 }
 
 /// Starts `node` in the background, logging to `<dir>/<id>.log`; returns its pid.
-fn spawn(exe: &Path, dir: &Path, node: &LocalNode, all: &[LocalNode]) -> Result<i32, Failure> {
+fn spawn(
+    exe: &Path,
+    dir: &Path,
+    node: &LocalNode,
+    all: &[LocalNode],
+    certs: Option<&Path>,
+    extra: &[String],
+) -> Result<i32, Failure> {
     let LocalNode { id, raft, http, .. } = *node;
     let peers: Vec<String> =
         all.iter().filter(|other| other.id != id).map(|p| format!("{}={}", p.id, p.raft)).collect();
@@ -119,7 +189,24 @@ fn spawn(exe: &Path, dir: &Path, node: &LocalNode, all: &[LocalNode]) -> Result<
     if !peers.is_empty() {
         command.args(["--peers", &peers.join(",")]);
     }
+    match certs {
+        Some(certs) => {
+            command
+                .arg("--tls-cert")
+                .arg(certs::node_cert(certs, id))
+                .arg("--tls-key")
+                .arg(certs::node_key(certs, id))
+                .arg("--tls-ca")
+                .arg(certs::ca(certs))
+                .arg("--roles")
+                .arg(certs::roles(certs));
+        }
+        None => {
+            command.arg("--insecure");
+        }
+    }
     let child = command
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -131,13 +218,12 @@ fn spawn(exe: &Path, dir: &Path, node: &LocalNode, all: &[LocalNode]) -> Result<
 
 async fn status(dir: &Path) -> Result<(), Failure> {
     let state = read_state(dir)?
-        .ok_or_else(|| format!("no cluster in {} (start one with `raft-kv cluster up`)", dir.display()))?;
-    print_table(&state, &reports(&client()?, &state).await)?;
+        .ok_or_else(|| format!("no cluster in {} (start one with `cluster up`)", dir.display()))?;
+    print_table(&state, &reports(&client(dir, state.tls)?, &state).await)?;
     Ok(())
 }
 
-async fn down(args: ClusterDown) -> Result<(), Failure> {
-    let dir = args.dir.dir;
+async fn down(args: ClusterDown, dir: PathBuf) -> Result<(), Failure> {
     let Some(state) = read_state(&dir)? else {
         say(format_args!("no cluster in {}", dir.display()))?;
         return Ok(());
@@ -175,15 +261,24 @@ fn log_path(dir: &Path, id: NodeId) -> PathBuf {
     dir.join(format!("{id}.log"))
 }
 
-fn client() -> Result<reqwest::Client, Failure> {
-    Ok(reqwest::Client::builder().timeout(Duration::from_secs(1)).build()?)
+/// A client for the nodes' `/status`: HTTPS with the admin certificate when `tls`.
+fn client(dir: &Path, tls: bool) -> Result<reqwest::Client, Failure> {
+    let builder = if tls {
+        let certs = dir.join(CERTS_DIR);
+        let (cert, key) = certs::admin_client(&certs);
+        crate::tls::client(&certs::ca(&certs), Some((&cert, &key)))?
+    } else {
+        reqwest::Client::builder()
+    };
+    Ok(builder.timeout(Duration::from_secs(1)).build()?)
 }
 
 /// Each node's `/status`, or `None` if it does not answer.
 async fn reports(client: &reqwest::Client, state: &ClusterState) -> Vec<(NodeId, Option<Value>)> {
+    let scheme = if state.tls { "https" } else { "http" };
     let mut reports = Vec::new();
     for node in &state.nodes {
-        let url = format!("http://{}/status", node.http);
+        let url = format!("{scheme}://localhost:{}/status", node.http.port());
         let report = match client.get(url).send().await {
             Ok(response) => response.json::<Value>().await.ok(),
             Err(_) => None,

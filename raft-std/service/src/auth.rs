@@ -1,0 +1,315 @@
+//! Who a client is, and what it may do.
+//!
+//! A client proves who it is with a client certificate signed by the cluster's CA (HTTPS with
+//! `--tls-ca`), with a bearer token (`Authorization: Bearer <token>`), or with both. The roles
+//! file maps identities to roles, and every request needs one ([`Role::required`]):
+//!
+//! | request | role |
+//! | --- | --- |
+//! | `/cluster/…`, `/debug/…` (membership, leadership, compaction, fault injection) | `admin` |
+//! | `GET` and `HEAD` (reads, `/status`, `/metrics`) | `read` |
+//! | any other method (writes) | `write` |
+//!
+//! `admin` may do everything `write` may, and `write` everything `read` may. A request with
+//! no credentials, or with a token the roles file does not list, is refused with
+//! `401 unauthenticated`; one whose identity has too small a role, or none, with
+//! `403 forbidden`. Neither answer repeats the token or the certificate's name.
+//!
+//! # The roles file
+//!
+//! One rule per line, `ROLE IDENTITY`; `#` starts a comment.
+//!
+//! ```text
+//! # role  identity
+//! admin   cert:admin                 # a client certificate whose subject CN is "admin"
+//! write   cert:billing
+//! read    token-sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
+//! ```
+//!
+//! * `cert:NAME`: a client certificate that the server verified against its CA, whose
+//!   subject common name (CN) is `NAME`.
+//! * `token-sha256:HEX`: a bearer token whose SHA-256 digest is `HEX` (64 hexadecimal digits).
+//!   The file holds digests, never tokens, so it is not a secret itself; make one with
+//!   `printf %s "$TOKEN" | sha256sum`. Use long random tokens (e.g. `openssl rand -hex 32`).
+//!
+//! An identity may appear once. The file is read at start; restart the node to change it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rustls_pki_types::CertificateDer;
+
+use crate::api_error::ApiError;
+use crate::http::Peer;
+
+/// What a client may do; each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Read keys, `/status` and `/metrics`.
+    Read,
+    /// Also write.
+    Write,
+    /// Also change membership, move leadership, compact, and use the debug endpoints.
+    Admin,
+}
+
+impl Role {
+    /// The role a request needs, from its method and path (the route's template where the
+    /// request matched one): see the module docs.
+    pub fn required(method: &Method, path: &str) -> Role {
+        if path.starts_with("/cluster/") || path.starts_with("/debug/") {
+            Role::Admin
+        } else if method == Method::GET || method == Method::HEAD {
+            Role::Read
+        } else {
+            Role::Write
+        }
+    }
+
+    fn parse(text: &str) -> Option<Role> {
+        match text {
+            "read" => Some(Role::Read),
+            "write" => Some(Role::Write),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        Role::parse(text).ok_or_else(|| "a role is read, write or admin".to_string())
+    }
+}
+
+/// A client certificate the TLS layer verified against the CA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    common_name: Option<String>,
+}
+
+impl ClientCertificate {
+    /// Reads the subject's common name of a certificate that was already verified.
+    pub(crate) fn from_verified(der: &CertificateDer<'_>) -> ClientCertificate {
+        let common_name = x509_parser::parse_x509_certificate(der).ok().and_then(|(_, certificate)| {
+            let name = certificate.subject().iter_common_name().next()?.as_str().ok()?;
+            Some(name.to_string())
+        });
+        ClientCertificate { common_name }
+    }
+
+    /// The subject's common name (CN), if it has one.
+    pub fn common_name(&self) -> Option<&str> {
+        self.common_name.as_deref()
+    }
+}
+
+/// The roles file: identities and their roles (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roles {
+    certificates: HashMap<String, Role>,
+    /// SHA-256 digests of tokens.
+    tokens: HashMap<[u8; 32], Role>,
+}
+
+impl Roles {
+    /// Reads a roles file.
+    pub fn load(path: &Path) -> Result<Roles, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Roles::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses the text of a roles file. Errors name the line, never its content.
+    pub fn parse(text: &str) -> Result<Roles, String> {
+        let mut roles = Roles::default();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = |what: &str| format!("line {}: {what}", number + 1);
+            let mut words = line.split_whitespace();
+            let (Some(role), Some(identity), None) = (words.next(), words.next(), words.next()) else {
+                return Err(at("expected ROLE IDENTITY, e.g. `admin cert:admin`"));
+            };
+            let role = Role::parse(role).ok_or_else(|| at("the role must be read, write or admin"))?;
+            let fresh = if let Some(name) = identity.strip_prefix("cert:") {
+                if name.is_empty() {
+                    return Err(at("cert: needs the certificate's common name"));
+                }
+                roles.certificates.insert(name.to_string(), role).is_none()
+            } else if let Some(digest) = identity.strip_prefix("token-sha256:") {
+                let digest = parse_digest(digest).ok_or_else(|| {
+                    at("token-sha256: needs 64 hexadecimal digits (printf %s TOKEN | sha256sum)")
+                })?;
+                roles.tokens.insert(digest, role).is_none()
+            } else {
+                return Err(at("the identity must start with cert: or token-sha256:"));
+            };
+            if !fresh {
+                return Err(at("this identity is listed twice"));
+            }
+        }
+        Ok(roles)
+    }
+
+    /// Whether the file lists a certificate with this common name.
+    pub(crate) fn lists_certificate(&self, common_name: &str) -> bool {
+        self.certificates.contains_key(common_name)
+    }
+
+    /// The role of a token, if the file lists it.
+    fn token(&self, token: &str) -> Option<Role> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let digest: [u8; 32] = digest.as_ref().try_into().ok()?;
+        self.tokens.get(&digest).copied()
+    }
+
+    /// The role of a verified client certificate, if the file lists its name.
+    fn certificate(&self, certificate: &ClientCertificate) -> Option<Role> {
+        certificate.common_name().and_then(|name| self.certificates.get(name)).copied()
+    }
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut digest = [0; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(digest)
+}
+
+/// How a server checks its clients.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Everyone may do everything (`--insecure`).
+    Open,
+    /// Clients need credentials that the roles file maps to a large enough role.
+    Roles(Arc<Roles>),
+}
+
+/// axum middleware: refuses a request whose credentials do not grant the role it needs
+/// (`axum::middleware::from_fn_with_state(access, authorize)`).
+pub async fn authorize(State(access): State<Access>, request: Request, next: Next) -> Response {
+    let Access::Roles(roles) = &access else { return next.run(request).await };
+    let path = match request.extensions().get::<MatchedPath>() {
+        Some(matched) => matched.as_str(),
+        None => request.uri().path(),
+    };
+    let needed = Role::required(request.method(), path);
+    match role_of(roles, &request) {
+        Ok(role) if role >= needed => next.run(request).await,
+        Ok(role) => refuse(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this request needs the {needed} role; the credentials presented grant {role}"),
+        )),
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+fn refuse(error: ApiError) -> Response {
+    ::metrics::counter!("http_requests_refused_total", "status" => error.status().as_str().to_string())
+        .increment(1);
+    error.into_response()
+}
+
+/// The largest role the request's credentials grant.
+fn role_of(roles: &Roles, request: &Request) -> Result<Role, ApiError> {
+    let certificate = request.extensions().get::<Peer>().and_then(|peer| peer.certificate.as_ref());
+    let token = match request.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let token = value.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).map(str::trim);
+            let token = token
+                .filter(|token| !token.is_empty())
+                .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+            Some(roles.token(token).ok_or_else(|| unauthenticated("the bearer token is not valid"))?)
+        }
+    };
+    if token.is_none() && certificate.is_none() {
+        return Err(unauthenticated(
+            "authentication required: present a client certificate signed by the cluster's CA, \
+             or an `Authorization: Bearer <token>` header",
+        ));
+    }
+    let granted = token.into_iter().chain(certificate.and_then(|c| roles.certificate(c))).max();
+    granted.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this client certificate has no role in the server's roles file",
+        )
+    })
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD_SHA256: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+    #[test]
+    fn the_roles_file_maps_identities_to_roles() {
+        let roles = Roles::parse(&format!(
+            "# comment\n\nadmin cert:admin   # trailing comment\nread token-sha256:{PASSWORD_SHA256}\n"
+        ))
+        .unwrap();
+        assert_eq!(roles.token("password"), Some(Role::Read));
+        assert_eq!(roles.token("Password"), None);
+        let admin = ClientCertificate { common_name: Some("admin".into()) };
+        assert_eq!(roles.certificate(&admin), Some(Role::Admin));
+        assert_eq!(roles.certificate(&ClientCertificate { common_name: None }), None);
+    }
+
+    #[test]
+    fn mistakes_in_the_roles_file_name_the_line_not_its_content() {
+        for (text, expected) in [
+            ("root cert:x", "line 1: the role must be"),
+            ("\nadmin", "line 2: expected ROLE IDENTITY"),
+            ("admin user:x", "must start with cert: or token-sha256:"),
+            ("read token-sha256:secret", "64 hexadecimal digits"),
+            ("read cert:a\nadmin cert:a", "line 2: this identity is listed twice"),
+            ("read cert:", "needs the certificate's common name"),
+        ] {
+            let error = Roles::parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn roles_needed_by_method_and_path() {
+        assert_eq!(Role::required(&Method::GET, "/kv/{key}"), Role::Read);
+        assert_eq!(Role::required(&Method::PUT, "/kv/{key}"), Role::Write);
+        assert_eq!(Role::required(&Method::GET, "/cluster/members"), Role::Admin);
+        assert_eq!(Role::required(&Method::POST, "/debug/heal"), Role::Admin);
+        assert!(Role::Admin > Role::Write && Role::Write > Role::Read);
+    }
+}
