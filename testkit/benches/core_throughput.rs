@@ -85,7 +85,7 @@ mod ours {
 
     struct Cluster {
         nodes: Vec<Node>,
-        /// Each node's durable log (what a `PersistentState` would hold).
+        /// Each node's durable log (what a `LogStore` would hold).
         stored: Vec<Vec<Entry>>,
         applied: Vec<u64>,
         wire: VecDeque<(u64, u64, Message)>,

@@ -163,16 +163,15 @@ fn no_membership_change_before_the_leader_commits_in_its_term() {
 /// other open bugs patched, CI chaos seeds 69 and 204 hit it too (Ready contract).
 ///
 /// A `Ready` that installs a snapshot whose last entry the follower's log does not hold is
-/// persisted in two steps: `PersistentState::install_snapshot` (which, like
-/// `MemState::install_snapshot` in raft-core/src/state.rs, discards only the entries up to
-/// the snapshot), then the log write with `truncate_from`. A crash between them leaves the
+/// persisted in two steps: the store's snapshot install (which, then, discarded only the
+/// entries up to the snapshot), then the log write with `truncate_from`. A crash between them leaves the
 /// old, conflicting suffix behind the snapshot; after restart node 1's log holds 3@3 right
 /// after the snapshot's 2@2, although 3@3 was written after 2@1. (When the suffix's term is
 /// lower than the snapshot's, `Node::new` drops it instead, and the node's log no longer
 /// matches its storage: the next log write leaves a gap.) Raft §7: "if the existing log
 /// does not contain the snapshot's last entry, discard the entire log". Either the contract
-/// must say so (and MemState and this testkit's `Storage` follow), or the `Ready` must
-/// truncate before it installs.
+/// must say so (and every store follow: today's `LogStore::install_snapshot` does, checked by
+/// testkit's conformance suite), or the `Ready` must truncate before it installs.
 #[test]
 fn a_crash_inside_a_snapshot_install_leaves_no_foreign_suffix() {
     seq_test! {

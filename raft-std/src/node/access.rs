@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use raft_core::{MembershipChange, NodeId};
 
-use super::directory::{Envelope, EnvelopeRef};
+use super::directory::{DirectoryCommand, DirectoryCommandRef};
 use super::wire::{Failure, Request};
 
 /// A request the leader is about to carry out, as an [`Authorizer`] sees it.
@@ -101,9 +101,9 @@ pub(super) fn check(
         return Ok(()); // this node's own client, through this node's own encoding
     }
     let action = match request {
-        Request::Propose(command) => match Envelope::view(command) {
-            Ok(EnvelopeRef::App(command)) => Action::Propose(command),
-            Ok(EnvelopeRef::Address { id, address }) => Action::RecordAddress { id, address },
+        Request::Propose(command) => match DirectoryCommand::view(command) {
+            Ok(DirectoryCommandRef::App(command)) => Action::Propose(command),
+            Ok(DirectoryCommandRef::Address { id, address }) => Action::RecordAddress { id, address },
             Err(error) => return Err(Failure::Invalid(format!("the command cannot enter the log: {error}"))),
         },
         Request::ChangeMembership(change) => Action::ChangeMembership(change),
@@ -128,14 +128,14 @@ mod tests {
 
     use super::*;
 
-    fn propose(envelope: &Envelope) -> Request {
-        Request::Propose(envelope.encode().unwrap())
+    fn propose(command: &DirectoryCommand) -> Request {
+        Request::Propose(command.encode().unwrap())
     }
 
     #[test]
     fn forwarded_requests_are_checked_and_shown_with_their_caller() {
-        let address = propose(&Envelope::Address { id: 2, address: "evil:1".into() });
-        let write = propose(&Envelope::App(Bytes::from_static(b"x")));
+        let address = propose(&DirectoryCommand::Address { id: 2, address: "evil:1".into() });
+        let write = propose(&DirectoryCommand::App(Bytes::from_static(b"x")));
         // Without an authorizer, this node's own clients are not checked; forwards are.
         assert!(check(None, &write, None, None).is_ok());
         assert!(check(None, &address, None, Some(3)).is_ok());

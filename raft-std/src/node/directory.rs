@@ -4,7 +4,7 @@
 //! every node, including ones that join later (through a snapshot), learns where every member
 //! listens and can reach it when it campaigns or leads.
 //!
-//! Commands in the log are the application's bytes inside an [`Envelope`], and the snapshot is
+//! Commands in the log are the application's bytes inside an [`DirectoryCommand`], and the snapshot is
 //! the application's inside an [`Image`]; both carry a version tag (see `versioned.rs`).
 
 use std::collections::BTreeMap;
@@ -20,13 +20,13 @@ use super::addresses::Addresses;
 use super::versioned::{self, FormatError};
 
 /// The log entry format this build writes and reads.
-const ENVELOPE_VERSION: u8 = 1;
+const COMMAND_VERSION: u8 = 1;
 /// The snapshot format this build writes and reads.
 const IMAGE_VERSION: u8 = 1;
 
 /// What a command in the log carries: an application command or a node's address.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) enum Envelope {
+pub(super) enum DirectoryCommand {
     /// Handed to the application state machine.
     App(Bytes),
     /// Where node `id` listens.
@@ -38,12 +38,12 @@ pub(super) enum Envelope {
     },
 }
 
-/// An [`Envelope`] read in place, borrowing from the entry's bytes (the same encoding).
+/// An [`DirectoryCommand`] read in place, borrowing from the entry's bytes (the same encoding).
 #[derive(Debug, Deserialize)]
-pub(super) enum EnvelopeRef<'a> {
-    /// See [`Envelope::App`].
+pub(super) enum DirectoryCommandRef<'a> {
+    /// See [`DirectoryCommand::App`].
     App(&'a [u8]),
-    /// See [`Envelope::Address`].
+    /// See [`DirectoryCommand::Address`].
     Address {
         /// The node.
         id: NodeId,
@@ -52,20 +52,20 @@ pub(super) enum EnvelopeRef<'a> {
     },
 }
 
-impl Envelope {
+impl DirectoryCommand {
     /// The entry's bytes, after its version tag.
     pub(super) fn encode(&self) -> Result<Bytes, postcard::Error> {
-        versioned::encode(ENVELOPE_VERSION, self)
+        versioned::encode(COMMAND_VERSION, self)
     }
 
     /// Reads an entry; another version or undecodable bytes are an error.
-    pub(super) fn decode(bytes: &[u8]) -> Result<Envelope, FormatError> {
-        versioned::decode(ENVELOPE_VERSION, "log entry", bytes)
+    pub(super) fn decode(bytes: &[u8]) -> Result<DirectoryCommand, FormatError> {
+        versioned::decode(COMMAND_VERSION, "log entry", bytes)
     }
 
-    /// Reads an entry without copying it; fails where [`decode`](Envelope::decode) fails.
-    pub(super) fn view(bytes: &[u8]) -> Result<EnvelopeRef<'_>, FormatError> {
-        versioned::decode(ENVELOPE_VERSION, "log entry", bytes)
+    /// Reads an entry without copying it; fails where [`decode`](DirectoryCommand::decode) fails.
+    pub(super) fn view(bytes: &[u8]) -> Result<DirectoryCommandRef<'_>, FormatError> {
+        versioned::decode(COMMAND_VERSION, "log entry", bytes)
     }
 }
 
@@ -127,13 +127,13 @@ impl<M: StateMachine> StateMachine for Directory<M> {
         let Payload::Command(command) = &entry.payload else {
             return self.app.apply(entry).await.map_err(DirectoryError::App);
         };
-        match Envelope::decode(command) {
-            Ok(Envelope::App(command)) => {
+        match DirectoryCommand::decode(command) {
+            Ok(DirectoryCommand::App(command)) => {
                 let entry =
                     Entry { term: entry.term, index: entry.index, payload: Payload::Command(command) };
                 self.app.apply(&entry).await.map_err(DirectoryError::App)
             }
-            Ok(Envelope::Address { id, address }) => {
+            Ok(DirectoryCommand::Address { id, address }) => {
                 self.learn(id, address);
                 Ok(Bytes::new())
             }
@@ -268,19 +268,19 @@ mod tests {
     async fn addresses_are_passed_on_and_survive_snapshots() {
         let learned = Addresses::default();
         let mut directory = Directory::new(Vec::<Bytes>::new(), learned.clone());
-        let app = Envelope::App(Bytes::from_static(b"x")).encode().unwrap();
+        let app = DirectoryCommand::App(Bytes::from_static(b"x")).encode().unwrap();
         directory.apply(&command(1, app)).await.unwrap();
-        let address = Envelope::Address { id: 4, address: "127.0.0.1:7004".into() }.encode().unwrap();
+        let address = DirectoryCommand::Address { id: 4, address: "127.0.0.1:7004".into() }.encode().unwrap();
         directory.apply(&command(2, address)).await.unwrap();
         assert_eq!(learned.take().get(&4).map(String::as_str), Some("127.0.0.1:7004"));
         assert!(learned.take().is_empty(), "taken once");
-        let address = Envelope::Address { id: 4, address: "127.0.0.1:7004".into() }.encode().unwrap();
+        let address = DirectoryCommand::Address { id: 4, address: "127.0.0.1:7004".into() }.encode().unwrap();
         assert!(matches!(
-            Envelope::view(&address),
-            Ok(EnvelopeRef::Address { id: 4, address: "127.0.0.1:7004" })
+            DirectoryCommand::view(&address),
+            Ok(DirectoryCommandRef::Address { id: 4, address: "127.0.0.1:7004" })
         ));
-        let app = Envelope::App(Bytes::from_static(b"x")).encode().unwrap();
-        assert!(matches!(Envelope::view(&app), Ok(EnvelopeRef::App(b"x"))));
+        let app = DirectoryCommand::App(Bytes::from_static(b"x")).encode().unwrap();
+        assert!(matches!(DirectoryCommand::view(&app), Ok(DirectoryCommandRef::App(b"x"))));
         assert_eq!(directory.app, [Bytes::from_static(b"x")]);
 
         let mut image = Collect(Vec::new());
@@ -296,8 +296,8 @@ mod tests {
     #[tokio::test]
     async fn entries_and_snapshots_of_another_version_are_refused() {
         let mut directory = Directory::new(Vec::<Bytes>::new(), Addresses::default());
-        let mut entry = Envelope::App(Bytes::from_static(b"x")).encode().unwrap().to_vec();
-        entry[0] = ENVELOPE_VERSION + 1;
+        let mut entry = DirectoryCommand::App(Bytes::from_static(b"x")).encode().unwrap().to_vec();
+        entry[0] = COMMAND_VERSION + 1;
         let error = directory.apply(&command(1, Bytes::from(entry))).await.unwrap_err();
         assert!(error.to_string().contains("log entry format version 2 is not supported"), "{error}");
         assert!(directory.app.is_empty(), "an entry of an unknown version is not applied");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use raft_core::{Diagnostics, InvalidChange, Membership, MembershipChange, MembershipError, NodeId, NodeSet};
 use tokio::time::Instant;
 
-use super::directory::Envelope;
+use super::directory::DirectoryCommand;
 use super::error::RequestError;
 use super::wire::{Request, Response};
 use super::{encode, unexpected, RaftNode};
@@ -198,7 +198,7 @@ impl RaftNode {
         address: String,
         deadline: Instant,
     ) -> Result<(), RequestError> {
-        let record = encode(&Envelope::Address { id, address })?;
+        let record = encode(&DirectoryCommand::Address { id, address })?;
         self.call(Request::Propose(record), deadline).await.map(drop)
     }
 

@@ -30,7 +30,7 @@ use tracing::Instrument;
 pub use self::access::{Access, Action, Authorizer};
 use self::addresses::Addresses;
 pub use self::config::{NodeConfig, DEFAULT_SNAPSHOT_EVERY};
-use self::directory::{Directory, Envelope};
+use self::directory::{Directory, DirectoryCommand};
 pub use self::error::{RequestError, StartError};
 use self::retry::Next;
 use self::shared::SharedMachine;
@@ -230,7 +230,7 @@ impl RaftNode {
     /// Replicates `command` and resolves once the state machine has applied it, with its
     /// log index and the state machine's response.
     pub async fn propose(&self, command: impl Into<Bytes>) -> Result<Applied, RequestError> {
-        let request = Request::Propose(encode(&Envelope::App(command.into()))?);
+        let request = Request::Propose(encode(&DirectoryCommand::App(command.into()))?);
         match self.call(request, self.deadline()).await? {
             Response::Applied(applied) => Ok(applied),
             other => Err(unexpected(other)),
@@ -381,8 +381,8 @@ impl RaftNode {
     }
 }
 
-fn encode(envelope: &Envelope) -> Result<Bytes, RequestError> {
-    envelope.encode().map_err(|e| RequestError::Protocol(format!("cannot encode the command: {e}")))
+fn encode(command: &DirectoryCommand) -> Result<Bytes, RequestError> {
+    command.encode().map_err(|e| RequestError::Protocol(format!("cannot encode the command: {e}")))
 }
 
 fn unexpected(response: Response) -> RequestError {

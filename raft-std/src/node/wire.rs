@@ -54,7 +54,7 @@ impl Frame {
 /// What a client asks a node to do.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Request {
-    /// Replicate and apply a command (already wrapped in an `Envelope`).
+    /// Replicate and apply a command (already wrapped in a `DirectoryCommand`).
     Propose(Bytes),
     /// A linearizable read (served by the local node through ReadIndex; never forwarded).
     Read(Bytes),
