@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use raft_service::auth::Caller;
 use raft_service::routes::status_fields;
 use raft_service::ApiError;
 use raft_std::RaftNode;
@@ -56,8 +57,8 @@ fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 }
 
 /// Replicates `command` and returns its index and outcome.
-async fn write(kv: &Kv, command: &Command) -> Result<(u64, Outcome), ApiError> {
-    let applied = kv.node.propose(machine::encode(command)).await?;
+async fn write(kv: &Kv, caller: Option<Caller>, command: &Command) -> Result<(u64, Outcome), ApiError> {
+    let applied = Caller::on(caller, &kv.node).propose(machine::encode(command)).await?;
     let outcome = postcard::from_bytes(&applied.response).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,13 +95,14 @@ fn unexpected(outcome: Outcome) -> ApiError {
 /// `PUT /kv/{key}`: the body is the value (UTF-8 text).
 async fn put_key(
     State(kv): State<Kv>,
+    caller: Option<Caller>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let key = key_from(path)?;
     let value = String::from_utf8(body?.to_vec())
         .map_err(|_| ApiError::bad_request("the value must be UTF-8 text"))?;
-    match write(&kv, &Command::PutWithin { key: key.clone(), value, quota: kv.quota }).await? {
+    match write(&kv, caller, &Command::PutWithin { key: key.clone(), value, quota: kv.quota }).await? {
         (index, Outcome::Put { previous }) => {
             Ok(Json(json!({ "key": key, "index": index, "previous": previous })))
         }
@@ -109,9 +111,13 @@ async fn put_key(
 }
 
 /// `DELETE /kv/{key}`.
-async fn delete_key(State(kv): State<Kv>, path: Result<Path<String>, PathRejection>) -> Reply {
+async fn delete_key(
+    State(kv): State<Kv>,
+    caller: Option<Caller>,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
     let key = key_from(path)?;
-    match write(&kv, &Command::Delete { key: key.clone() }).await? {
+    match write(&kv, caller, &Command::Delete { key: key.clone() }).await? {
         (index, Outcome::Delete { previous }) => {
             Ok(Json(json!({ "key": key, "index": index, "deleted": previous.is_some() })))
         }
@@ -131,12 +137,13 @@ struct CasBody {
 /// value if not.
 async fn compare_and_swap(
     State(kv): State<Kv>,
+    caller: Option<Caller>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<CasBody>, JsonRejection>,
 ) -> Reply {
     let key = key_from(path)?;
     let Json(CasBody { from, to }) = body?;
-    match write(&kv, &Command::CasWithin { key: key.clone(), from, to, quota: kv.quota }).await? {
+    match write(&kv, caller, &Command::CasWithin { key: key.clone(), from, to, quota: kv.quota }).await? {
         (index, Outcome::Cas { swapped: true, current }) => {
             Ok(Json(json!({ "key": key, "index": index, "swapped": true, "value": current })))
         }

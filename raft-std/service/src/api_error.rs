@@ -108,6 +108,8 @@ impl From<RequestError> for ApiError {
                 .with("match_index", match_index)
                 .with("last_index", last_index),
             RequestError::Protocol(_) => ApiError::new(S::BAD_GATEWAY, "protocol", message),
+            // The leader's own roles file refused the client (every node needs the same one).
+            RequestError::Denied(_) => ApiError::new(S::FORBIDDEN, "forbidden", message),
             _ => ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", message),
         }
     }

@@ -33,13 +33,22 @@
 //!   `printf %s "$TOKEN" | sha256sum`. Use long random tokens (e.g. `openssl rand -hex 32`).
 //!
 //! An identity may appear once. The file is read at start; restart the node to change it.
+//!
+//! # Checked again at the leader
+//!
+//! Writes, membership changes and leadership transfers travel to the leader, which checks them
+//! once more against its own roles file ([`Roles::authorizer`]) with the client's identity
+//! ([`Caller`]: `cert:NAME` or `token-sha256:HEX`, never the token), carried by raft-std's
+//! forwarding. A member that forwards a request cannot lend it more rights than its client
+//! has, and every node needs the same roles file.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, OptionalFromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -178,15 +187,45 @@ impl Roles {
     }
 
     /// The role of a token, if the file lists it.
-    fn token(&self, token: &str) -> Option<Role> {
+    fn token(&self, token: &str) -> Option<(Role, String)> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let digest: [u8; 32] = digest.as_ref().try_into().ok()?;
+        let role = self.tokens.get(&digest).copied()?;
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        Some((role, format!("token-sha256:{hex}")))
+    }
+
+    /// The role of a verified client certificate, if the file lists its name, with its identity.
+    fn certificate(&self, certificate: &ClientCertificate) -> Option<(Role, String)> {
+        let name = certificate.common_name()?;
+        Some((*self.certificates.get(name)?, format!("cert:{name}")))
+    }
+
+    /// The role of an identity as the roles file writes it (`cert:NAME`, `token-sha256:HEX`).
+    pub fn role_of(&self, identity: &str) -> Option<Role> {
+        if let Some(name) = identity.strip_prefix("cert:") {
+            return self.certificates.get(name).copied();
+        }
+        let digest = parse_digest(identity.strip_prefix("token-sha256:")?)?;
         self.tokens.get(&digest).copied()
     }
 
-    /// The role of a verified client certificate, if the file lists its name.
-    fn certificate(&self, certificate: &ClientCertificate) -> Option<Role> {
-        certificate.common_name().and_then(|name| self.certificates.get(name)).copied()
+    /// The leader's check of what clients ask, with these roles: writes need `write`; member
+    /// addresses, membership changes and leadership transfers need `admin`. A request that
+    /// names no client was made by the service's own code on a member (which the transport
+    /// authenticated), not on a client's behalf, and passes.
+    pub fn authorizer(self: Arc<Self>) -> raft_std::Authorizer {
+        raft_std::Authorizer::new(move |access| {
+            let Some(identity) = access.caller else { return Ok(()) };
+            let needed = match access.action {
+                raft_std::Action::Propose(_) => Role::Write,
+                _ => Role::Admin,
+            };
+            match self.role_of(identity) {
+                Some(role) if role >= needed => Ok(()),
+                _ => Err(format!("the client needs the {needed} role for this")),
+            }
+        })
     }
 }
 
@@ -220,8 +259,12 @@ pub async fn authorize(State(access): State<Access>, request: Request, next: Nex
     };
     let needed = Role::required(request.method(), path);
     match role_of(roles, &request) {
-        Ok(role) if role >= needed => next.run(request).await,
-        Ok(role) => refuse(ApiError::new(
+        Ok((role, identity)) if role >= needed => {
+            let mut request = request;
+            request.extensions_mut().insert(Caller(identity));
+            next.run(request).await
+        }
+        Ok((role, _)) => refuse(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this request needs the {needed} role; the credentials presented grant {role}"),
@@ -236,8 +279,33 @@ fn refuse(error: ApiError) -> Response {
     error.into_response()
 }
 
-/// The largest role the request's credentials grant.
-fn role_of(roles: &Roles, request: &Request) -> Result<Role, ApiError> {
+/// Who made a request, as the roles file names them (`cert:NAME` or `token-sha256:HEX`): the
+/// identity that granted its role. An axum extractor (`None` on a server without
+/// authentication); hand it to [`RaftNode::with_caller`](raft_std::RaftNode::with_caller) so the
+/// leader can check the client too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+impl Caller {
+    /// `node`, making its requests on behalf of `caller` (unchanged without one).
+    pub fn on(caller: Option<Caller>, node: &raft_std::RaftNode) -> raft_std::RaftNode {
+        match caller {
+            Some(Caller(identity)) => node.with_caller(identity),
+            None => node.clone(),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned())
+    }
+}
+
+/// The largest role the request's credentials grant, and the identity that grants it.
+fn role_of(roles: &Roles, request: &Request) -> Result<(Role, String), ApiError> {
     let certificate = request.extensions().get::<Peer>().and_then(|peer| peer.certificate.as_ref());
     let token = match request.headers().get(header::AUTHORIZATION) {
         None => None,
@@ -255,7 +323,8 @@ fn role_of(roles: &Roles, request: &Request) -> Result<Role, ApiError> {
              or an `Authorization: Bearer <token>` header",
         ));
     }
-    let granted = token.into_iter().chain(certificate.and_then(|c| roles.certificate(c))).max();
+    let granted =
+        token.into_iter().chain(certificate.and_then(|c| roles.certificate(c))).max_by_key(|(role, _)| *role);
     granted.ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -281,10 +350,17 @@ mod tests {
             "# comment\n\nadmin cert:admin   # trailing comment\nread token-sha256:{PASSWORD_SHA256}\n"
         ))
         .unwrap();
-        assert_eq!(roles.token("password"), Some(Role::Read));
+        assert_eq!(roles.token("password").map(|(role, _)| role), Some(Role::Read));
+        assert_eq!(
+            roles.token("password").map(|(_, id)| id),
+            Some(format!("token-sha256:{PASSWORD_SHA256}"))
+        );
         assert_eq!(roles.token("Password"), None);
+        assert_eq!(roles.role_of(&format!("token-sha256:{PASSWORD_SHA256}")), Some(Role::Read));
+        assert_eq!(roles.role_of("cert:admin"), Some(Role::Admin));
+        assert_eq!(roles.role_of("cert:nobody"), None);
         let admin = ClientCertificate { common_name: Some("admin".into()) };
-        assert_eq!(roles.certificate(&admin), Some(Role::Admin));
+        assert_eq!(roles.certificate(&admin), Some((Role::Admin, "cert:admin".to_string())));
         assert_eq!(roles.certificate(&ClientCertificate { common_name: None }), None);
     }
 
@@ -311,5 +387,26 @@ mod tests {
         assert_eq!(Role::required(&Method::GET, "/cluster/members"), Role::Admin);
         assert_eq!(Role::required(&Method::POST, "/debug/heal"), Role::Admin);
         assert!(Role::Admin > Role::Write && Role::Write > Role::Read);
+    }
+
+    #[test]
+    fn the_leader_checks_forwarded_requests_against_the_roles_file() {
+        use raft_core::MembershipChange;
+        use raft_std::{Access as Request, Action};
+        let roles = Arc::new(Roles::parse("admin cert:root\nwrite cert:app\nread cert:viewer\n").unwrap());
+        let authorizer = roles.authorizer();
+        let ask = |action: Action<'_>, caller: Option<&str>| {
+            authorizer.check(&Request::new(action, caller, Some(2)))
+        };
+        let change = MembershipChange::Remove(3);
+        assert!(ask(Action::Propose(b"x"), Some("cert:app")).is_ok());
+        assert!(ask(Action::Propose(b"x"), Some("cert:viewer")).is_err(), "read cannot write");
+        assert!(
+            ask(Action::ChangeMembership(&change), Some("cert:app")).is_err(),
+            "write cannot change members"
+        );
+        assert!(ask(Action::ChangeMembership(&change), Some("cert:root")).is_ok());
+        assert!(ask(Action::RecordAddress { id: 4, address: "evil:1" }, Some("cert:stranger")).is_err());
+        assert!(ask(Action::TransferLeadership(2), None).is_ok(), "the service's own requests pass");
     }
 }

@@ -82,7 +82,7 @@ where
     M: StateMachine + 'static,
     T: Transport,
 {
-    let NodePlan { http, config, data, storage, tcp: _, fault_injection, mut limits, security } = plan;
+    let NodePlan { http, mut config, data, storage, tcp: _, fault_injection, mut limits, security } = plan;
     let open_files = limits::raise_open_file_limit();
     limits.max_connections = limits::connection_cap(limits.max_connections, open_files);
     let (tls, access) = match &security {
@@ -95,7 +95,10 @@ where
             (None, Access::Open)
         }
         Security::Tls { files, roles } => {
-            (Some(tls::server_config(files)?), Access::Roles(Arc::new(Roles::load(roles)?)))
+            let roles = Arc::new(Roles::load(roles)?);
+            // The leader checks forwarded requests against its own roles file too.
+            config.authorizer = Some(Arc::clone(&roles).authorizer());
+            (Some(tls::server_config(files)?), Access::Roles(roles))
         }
     };
     let metrics = metrics::install()?;

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::api_error::ApiError;
+use crate::auth::Caller;
 use crate::cli::check_address;
 
 /// What the shared routes work on.
@@ -105,6 +106,7 @@ struct NewMember {
 /// node's `--listen` address; start it with `--join` first).
 async fn add_member(
     State(node): State<Node>,
+    caller: Option<Caller>,
     force: Result<Query<Force>, QueryRejection>,
     body: Result<Json<NewMember>, JsonRejection>,
 ) -> Reply {
@@ -123,13 +125,14 @@ async fn add_member(
         // The newcomer is promoted only once it answers: count it as reachable.
         check_quorum_patiently(&node, voters_after, Some(id)).await?;
     }
-    let membership = node.raft.add_member(id, addr).await?;
+    let membership = Caller::on(caller, &node.raft).add_member(id, addr).await?;
     Ok(Json(json!({ "members": members(&membership) })))
 }
 
 /// `DELETE /cluster/members/{id}[?force=true]`.
 async fn remove_member(
     State(node): State<Node>,
+    caller: Option<Caller>,
     path: Result<Path<NodeId>, PathRejection>,
     force: Result<Query<Force>, QueryRejection>,
 ) -> Reply {
@@ -143,7 +146,7 @@ async fn remove_member(
         };
         check_quorum_patiently(&node, voters_after, None).await?;
     }
-    let membership = node.raft.remove_member(id).await?;
+    let membership = Caller::on(caller, &node.raft).remove_member(id).await?;
     Ok(Json(json!({ "members": members(&membership) })))
 }
 
@@ -221,9 +224,13 @@ struct Transfer {
 }
 
 /// `POST /cluster/transfer-leader` with `{"to": 2}`.
-async fn transfer_leader(State(node): State<Node>, body: Result<Json<Transfer>, JsonRejection>) -> Reply {
+async fn transfer_leader(
+    State(node): State<Node>,
+    caller: Option<Caller>,
+    body: Result<Json<Transfer>, JsonRejection>,
+) -> Reply {
     let Json(Transfer { to }) = body?;
-    let leader = node.raft.transfer_leader(to).await?;
+    let leader = Caller::on(caller, &node.raft).transfer_leader(to).await?;
     Ok(Json(json!({ "leader": leader })))
 }
 

@@ -80,6 +80,18 @@ impl Authorizer {
     pub fn new(decide: impl Fn(&Access<'_>) -> Result<(), String> + Send + Sync + 'static) -> Self {
         Authorizer(Arc::new(decide))
     }
+
+    /// Asks the authorizer about `access`, as the leader does (to test an application's rules).
+    pub fn check(&self, access: &Access<'_>) -> Result<(), String> {
+        (self.0)(access)
+    }
+}
+
+impl<'a> Access<'a> {
+    /// A request doing `action` for `caller`, forwarded by `via` (to test an [`Authorizer`]).
+    pub fn new(action: Action<'a>, caller: Option<&'a str>, via: Option<NodeId>) -> Self {
+        Access { action, caller, via }
+    }
 }
 
 impl fmt::Debug for Authorizer {
