@@ -155,6 +155,32 @@ fn open_logged(dir: &Path) -> (Result<Store, StorageError>, String) {
     (result, logs.text())
 }
 
+/// Writes `bytes` where the segment's records end, as a crash in the middle of an append
+/// leaves them: segments are preallocated, so the records are followed by zeros (the last
+/// record's payload ends in a letter, so the last non-zero byte ends it).
+fn write_torn(segment: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let content = fs::read(segment).unwrap();
+    let end = content.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    fs::OpenOptions::new().write(true).open(segment).unwrap().write_all_at(bytes, end as u64).unwrap();
+}
+
+#[tokio::test]
+async fn segments_are_preallocated_and_unwritten_space_is_not_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fresh(dir.path()).await;
+    store.write_log(None, &entries(1, 1..=20)).await.unwrap();
+    drop(store);
+    let paths = segments(dir.path());
+    let active = fs::metadata(paths.last().unwrap()).unwrap().len();
+    assert!(active >= options().segment_bytes, "the active segment is preallocated: {active} bytes");
+    // A crash after a segment was sealed but before its unused space was given back.
+    fs::OpenOptions::new().append(true).open(&paths[0]).unwrap().write_all(&[0; 512]).unwrap();
+    let (store, logs) = open_logged(dir.path());
+    assert!(!logs.contains("WARN"), "zeros after the records are unwritten space, not damage: {logs}");
+    assert_eq!(stored_entries(&mut store.unwrap()).await, entries(1, 1..=20));
+}
+
 #[tokio::test]
 async fn a_torn_tail_is_truncated_and_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,13 +189,13 @@ async fn a_torn_tail_is_truncated_and_reported() {
     drop(store);
     // A crash in the middle of appending entry 11: only part of its bytes reached the disk.
     let last = segments(dir.path()).pop().unwrap();
-    let length = fs::metadata(&last).unwrap().len();
-    fs::OpenOptions::new().append(true).open(&last).unwrap().write_all(&[7, 0, 0, 0, 1, 2]).unwrap();
+    let before = fs::read(&last).unwrap();
+    write_torn(&last, &[7, 0, 0, 0, 1, 2]);
 
     let (store, logs) = open_logged(dir.path());
     let mut store = store.expect("a torn tail is repaired, not an error");
     assert!(logs.contains("WARN") && logs.contains("torn"), "the repair is reported: {logs}");
-    assert_eq!(fs::metadata(&last).unwrap().len(), length, "the torn bytes are gone");
+    assert_eq!(fs::read(&last).unwrap(), before, "the torn bytes are gone");
     assert_eq!(stored_entries(&mut store).await, entries(1, 1..=10));
 
     // The log continues where the valid part ends, and stays clean.
@@ -420,7 +446,7 @@ async fn every_missing_or_damaged_file_has_the_documented_outcome() {
     // The last record incomplete: truncated.
     let dir = populated(None).await;
     let last = segments(dir.path()).pop().unwrap();
-    fs::OpenOptions::new().append(true).open(&last).unwrap().write_all(&[9, 0, 0]).unwrap();
+    write_torn(&last, &[9, 0, 0]);
     assert_eq!(open(dir.path()).unwrap().last_index().unwrap(), 20);
     // The newest segment missing: not detectable, the log is shorter.
     let dir = populated(None).await;

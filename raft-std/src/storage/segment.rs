@@ -72,24 +72,59 @@ impl Segment {
         self.records.get(usize::try_from(position).ok()?).map(|&(offset, _)| offset)
     }
 
-    /// Creates an empty segment starting at `first`, durably when `sync` is set.
-    pub(super) fn create(dir: &Path, first: Index, sync: bool) -> Result<(Segment, File), StorageError> {
+    /// Creates an empty segment starting at `first`, its file preallocated to `size` bytes,
+    /// durably when `sync` is set.
+    pub(super) fn create(
+        dir: &Path,
+        first: Index,
+        sync: bool,
+        size: u64,
+    ) -> Result<(Segment, File), StorageError> {
         let path = Segment::path_for(dir, first);
         let mut file =
             retrying("create", || OpenOptions::new().create(true).truncate(true).write(true).open(&path))
                 .map_err(StorageError::io("create", &path))?;
         file.write_all(MAGIC).map_err(StorageError::io("write", &path))?;
+        let segment = Segment { first, path, records: Vec::new(), len: MAGIC.len() as u64 };
+        segment.preallocate(&file, size)?;
         if sync {
-            file.sync_all().map_err(StorageError::io("fsync", &path))?;
+            file.sync_all().map_err(StorageError::io("fsync", &segment.path))?;
             super::checked_file::sync_dir(dir)?;
         }
-        Ok((Segment { first, path, records: Vec::new(), len: MAGIC.len() as u64 }, file))
+        Ok((segment, file))
     }
 
-    /// Opens the segment for appending.
-    pub(super) fn open_for_append(&self) -> Result<File, StorageError> {
-        retrying("open", || OpenOptions::new().append(true).open(&self.path))
+    /// Opens the segment to write records at its end.
+    pub(super) fn open_for_writing(&self) -> Result<File, StorageError> {
+        retrying("open", || OpenOptions::new().write(true).open(&self.path))
             .map_err(StorageError::io("open", &self.path))
+    }
+
+    /// Makes the file `size` bytes long, zeros after the records, with its blocks allocated, so
+    /// that an append only writes data: fdatasync then has no file size or block allocation to
+    /// make durable (about a third faster here), and recovery reads the zeros as unwritten
+    /// space. Where the file system cannot allocate ahead, the file just grows as it is
+    /// written.
+    pub(super) fn preallocate(&self, file: &File, size: u64) -> Result<(), StorageError> {
+        if size <= self.len {
+            return Ok(());
+        }
+        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), self.len, size - self.len) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(()),
+            Err(error) => Err(StorageError::io("preallocate", &self.path)(error.into())),
+        }
+    }
+
+    /// Cuts the file back to its records (dropping preallocated space), then preallocates
+    /// `size` bytes again (0: none, for a sealed segment).
+    pub(super) fn cut(&self, file: &File, size: u64, sync: bool) -> Result<(), StorageError> {
+        file.set_len(self.len).map_err(StorageError::io("truncate", &self.path))?;
+        self.preallocate(file, size)?;
+        if sync {
+            file.sync_all().map_err(StorageError::io("fsync", &self.path))?;
+        }
+        Ok(())
     }
 
     /// Reads and checks a segment file whose name says it starts at `first`.
@@ -141,9 +176,24 @@ impl Segment {
                     }
                     offset += len;
                 }
+                // Preallocated space that was never written: the clean end of the segment.
+                Decoded::Torn(_) if !record::followed_by_data(&bytes[offset..]) => break,
                 Decoded::Torn(reason) => {
                     tail = Some(torn(offset, reason)?);
                     break;
+                }
+                Decoded::Damaged { reason, end }
+                    if !record::followed_by_data(&bytes[(offset + end).min(bytes.len())..]) =>
+                {
+                    tail = Some(torn(offset, reason)?);
+                    break;
+                }
+                Decoded::Damaged { reason, .. } => {
+                    return Err(StorageError::corrupt(
+                        path,
+                        offset as u64,
+                        format!("{reason}, with data after it"),
+                    ))
                 }
                 Decoded::Corrupt(reason) => return Err(StorageError::corrupt(path, offset as u64, reason)),
             }
