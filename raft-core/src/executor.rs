@@ -18,7 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::event::{Applied, Event, Outgoing};
 use crate::message::{InstallSnapshot, Message};
 use crate::node::Node;
-use crate::ready::Ready;
+use crate::ready::{Ready, SnapshotSend};
 use crate::storage::{LogStore, SnapshotAborted, SnapshotReader, SnapshotWriter, StateMachine};
 use crate::types::{Entry, Index, InitialState, NodeId, SnapshotInfo, SnapshotMeta, Term};
 
@@ -141,14 +141,17 @@ pub enum Checkpoint {
     /// Hard state and the received snapshot (chunks, or its installation) are durable; the
     /// log write is not.
     AfterSnapshot,
-    /// Everything is durable; no message has left.
+    /// No message has left; everything is durable (unless the Ready sends first, when
+    /// nothing is).
     BeforeSend,
-    /// The messages left; nothing was applied or answered.
+    /// The messages left; nothing was applied or answered (nor, when the Ready sends first,
+    /// made durable).
     AfterSend,
 }
 
 impl Checkpoint {
-    /// Every checkpoint, in the order a Ready passes them.
+    /// Every checkpoint, in the order a Ready passes them (one that sends first passes the
+    /// send checkpoints before the persist ones).
     pub const ALL: [Checkpoint; 5] = [
         Checkpoint::BeforePersist,
         Checkpoint::AfterHardState,
@@ -250,14 +253,18 @@ type Outcome<T, L, M> = Result<T, Error<<L as LogStore>::Error, <M as StateMachi
 
 macro_rules! observe {
     ($observer:expr, $step:expr, $log:expr, $machine:expr) => {
+        observe!($observer, $step, $log, $machine, Carried::Stopped)
+    };
+    ($observer:expr, $step:expr, $log:expr, $machine:expr, $stopped:expr) => {
         if $observer.observe($step, $log, $machine).is_break() {
-            return Ok(Carried::Stopped);
+            return Ok($stopped);
         }
     };
 }
 
-/// Carries out a [`Ready`] in its documented order, appending what it produces for the
-/// transport and the application to `out`:
+/// Carries out a [`Ready`] in its documented order, handing what it produces for the
+/// transport and the application to `out` as it goes (a `Vec<Outgoing>`, or a sink that
+/// routes messages at once):
 ///
 /// 1. persist the hard state, the received snapshot chunks (and install a complete snapshot,
 ///    restoring the state machine from it), then the log write;
@@ -266,6 +273,10 @@ macro_rules! observe {
 /// 4. serve the reads;
 /// 5. report the events;
 /// 6. take the snapshot asked for, into the log store.
+///
+/// When the Ready allows it ([`Ready::send_first`]: a leader's replication), steps 1 and 2
+/// swap: the messages leave before the leader's own log write, so the followers' writes
+/// overlap it.
 ///
 /// ```
 /// use raft_core::{carry_out, Carried, Config, Incoming, InitialState, Instant, MemState, Membership, Node};
@@ -282,67 +293,32 @@ macro_rules! observe {
 /// assert_eq!(carried, Carried::Done(None));
 /// assert_eq!(log.last_log_id().index, 1); // the new leader's no-op is durable
 /// ```
-pub async fn carry_out<L, M, O>(
-    ready: Ready<'_>,
+pub async fn carry_out<L, M, O, Out>(
+    mut ready: Ready<'_>,
     log: &mut L,
     machine: &mut M,
     observer: &mut O,
-    out: &mut Vec<Outgoing>,
+    out: &mut Out,
 ) -> Outcome<Carried, L, M>
 where
     L: LogStore,
     M: StateMachine,
     O: Observer<L, M>,
+    Out: Extend<Outgoing>,
 {
-    // 1. Persist.
-    let writes_log = ready.truncate_from.is_some() || !ready.entries.is_empty();
-    let stages = !ready.snapshot_chunks.is_empty() || ready.install_snapshot.is_some();
-    if ready.hard_state.is_some() || stages || writes_log {
-        observe!(observer, Step::Checkpoint(Checkpoint::BeforePersist), log, machine);
+    let messages = core::mem::take(&mut ready.messages);
+    let snapshot_sends = core::mem::take(&mut ready.snapshot_sends);
+    let persist_first = !ready.send_first;
+    // 1. Persist (or 2. first, when the Ready allows it).
+    if persist_first && !persist(&ready, log, machine, observer).await? {
+        return Ok(Carried::Stopped);
     }
-    if let Some(hard_state) = ready.hard_state {
-        log.save_hard_state(hard_state).await.map_err(Error::Storage)?;
-        observe!(observer, Step::Checkpoint(Checkpoint::AfterHardState), log, machine);
-    }
-    for chunk in &ready.snapshot_chunks {
-        log.write_snapshot_chunk(chunk.offset, &chunk.data).await.map_err(Error::Storage)?;
-    }
-    if let Some(snapshot) = &ready.install_snapshot {
-        log.install_snapshot(&snapshot.meta).await.map_err(Error::Storage)?;
-        restore_machine(log, machine, snapshot).await?;
-        observe!(observer, Step::Restored(&snapshot.meta), log, machine);
-    }
-    if stages {
-        observe!(observer, Step::Checkpoint(Checkpoint::AfterSnapshot), log, machine);
-    }
-    if writes_log {
-        log.write_log(ready.truncate_from, ready.entries).await.map_err(Error::Storage)?;
-    }
-
     // 2. Send.
-    let sends = !ready.messages.is_empty() || !ready.snapshot_sends.is_empty();
-    if sends {
-        observe!(observer, Step::Checkpoint(Checkpoint::BeforeSend), log, machine);
+    if !send(messages, snapshot_sends, log, machine, observer, out).await? {
+        return Ok(Carried::Stopped);
     }
-    out.reserve(ready.messages.len() + ready.snapshot_sends.len());
-    for (to, message) in ready.messages {
-        observe!(observer, Step::Sending { to, message: &message }, log, machine);
-        out.push(Outgoing::Send { to, message });
-    }
-    for send in ready.snapshot_sends {
-        let data = log.read_snapshot(send.offset, send.len).await.map_err(Error::Storage)?;
-        if data.len() != send.len {
-            let (offset, wanted, got) = (send.offset, send.len as u64, data.len() as u64);
-            return Err(Error::Inconsistent(Inconsistency::SnapshotTruncated { offset, wanted, got }));
-        }
-        let chunk =
-            InstallSnapshot { term: send.term, meta: send.meta, offset: send.offset, data, done: send.done };
-        let message = Message::InstallSnapshot(Box::new(chunk));
-        observe!(observer, Step::Sending { to: send.to, message: &message }, log, machine);
-        out.push(Outgoing::Send { to: send.to, message });
-    }
-    if sends {
-        observe!(observer, Step::Checkpoint(Checkpoint::AfterSend), log, machine);
+    if !persist_first && !persist(&ready, log, machine, observer).await? {
+        return Ok(Carried::Stopped);
     }
 
     // 3. Apply, answering the proposals made here.
@@ -352,14 +328,14 @@ where
         observe!(observer, Step::Applied(entry), log, machine);
         if let Some((index, id)) = proposals.next_if(|&(index, _)| index == entry.index) {
             let result = Ok(Applied { index, response });
-            out.push(Outgoing::Event(Event::Proposal { id, result }));
+            out.extend(Some(Outgoing::Event(Event::Proposal { id, result })));
         }
     }
 
     // 4. Reads.
     for read in ready.reads {
         let answer = machine.query(&read.query).await.map_err(Error::StateMachine)?;
-        out.push(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) }));
+        out.extend(Some(Outgoing::Event(Event::Read { id: read.id, result: Ok(answer) })));
     }
 
     // 5. Report.
@@ -383,16 +359,98 @@ where
     Ok(Carried::Done(Some(SnapshotInfo { meta, size })))
 }
 
+/// Step 1 of [`carry_out`]: makes the Ready's hard state, snapshot and log write durable.
+/// Returns false when the observer stopped it.
+async fn persist<L, M, O>(
+    ready: &Ready<'_>,
+    log: &mut L,
+    machine: &mut M,
+    observer: &mut O,
+) -> Outcome<bool, L, M>
+where
+    L: LogStore,
+    M: StateMachine,
+    O: Observer<L, M>,
+{
+    let writes_log = ready.truncate_from.is_some() || !ready.entries.is_empty();
+    let stages = !ready.snapshot_chunks.is_empty() || ready.install_snapshot.is_some();
+    if ready.hard_state.is_some() || stages || writes_log {
+        observe!(observer, Step::Checkpoint(Checkpoint::BeforePersist), log, machine, false);
+    }
+    if let Some(hard_state) = ready.hard_state {
+        log.save_hard_state(hard_state).await.map_err(Error::Storage)?;
+        observe!(observer, Step::Checkpoint(Checkpoint::AfterHardState), log, machine, false);
+    }
+    for chunk in &ready.snapshot_chunks {
+        log.write_snapshot_chunk(chunk.offset, &chunk.data).await.map_err(Error::Storage)?;
+    }
+    if let Some(snapshot) = &ready.install_snapshot {
+        log.install_snapshot(&snapshot.meta).await.map_err(Error::Storage)?;
+        restore_machine(log, machine, snapshot).await?;
+        observe!(observer, Step::Restored(&snapshot.meta), log, machine, false);
+    }
+    if stages {
+        observe!(observer, Step::Checkpoint(Checkpoint::AfterSnapshot), log, machine, false);
+    }
+    if writes_log {
+        log.write_log(ready.truncate_from, ready.entries).await.map_err(Error::Storage)?;
+    }
+    Ok(true)
+}
+
+/// Step 2 of [`carry_out`]: hands the messages to `out`, reading the snapshot chunks to send
+/// from the log store. Returns false when the observer stopped it.
+async fn send<L, M, O, Out>(
+    messages: Vec<(NodeId, Message)>,
+    snapshot_sends: Vec<SnapshotSend>,
+    log: &mut L,
+    machine: &mut M,
+    observer: &mut O,
+    out: &mut Out,
+) -> Outcome<bool, L, M>
+where
+    L: LogStore,
+    M: StateMachine,
+    O: Observer<L, M>,
+    Out: Extend<Outgoing>,
+{
+    let sends = !messages.is_empty() || !snapshot_sends.is_empty();
+    if sends {
+        observe!(observer, Step::Checkpoint(Checkpoint::BeforeSend), log, machine, false);
+    }
+    for (to, message) in messages {
+        observe!(observer, Step::Sending { to, message: &message }, log, machine, false);
+        out.extend(Some(Outgoing::Send { to, message }));
+    }
+    for send in snapshot_sends {
+        let data = log.read_snapshot(send.offset, send.len).await.map_err(Error::Storage)?;
+        if data.len() != send.len {
+            let (offset, wanted, got) = (send.offset, send.len as u64, data.len() as u64);
+            return Err(Error::Inconsistent(Inconsistency::SnapshotTruncated { offset, wanted, got }));
+        }
+        let chunk =
+            InstallSnapshot { term: send.term, meta: send.meta, offset: send.offset, data, done: send.done };
+        let message = Message::InstallSnapshot(Box::new(chunk));
+        observe!(observer, Step::Sending { to: send.to, message: &message }, log, machine, false);
+        out.extend(Some(Outgoing::Send { to: send.to, message }));
+    }
+    if sends {
+        observe!(observer, Step::Checkpoint(Checkpoint::AfterSend), log, machine, false);
+    }
+    Ok(true)
+}
+
 /// Carries out every [`Ready`] the node has, reporting snapshots back to it.
-pub async fn advance<L, M>(
+pub async fn advance<L, M, Out>(
     node: &mut Node,
     log: &mut L,
     machine: &mut M,
-    out: &mut Vec<Outgoing>,
+    out: &mut Out,
 ) -> Outcome<(), L, M>
 where
     L: LogStore,
     M: StateMachine,
+    Out: Extend<Outgoing>,
 {
     while node.has_ready() {
         if let Carried::Done(Some(snapshot)) =

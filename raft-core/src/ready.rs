@@ -24,6 +24,9 @@ use crate::types::{Entry, HardState, Index, NodeId, RequestId, SnapshotInfo, Sna
 ///    exactly through its `last`) into the log store and hand the result to
 ///    [`Node::snapshot_taken`](crate::Node::snapshot_taken).
 ///
+/// When `send_first` is set, steps 1 and 2 may swap: the messages may leave before (or while)
+/// the log write is made durable.
+///
 /// A `Ready` lends the node's own entries (`entries`, `apply`) instead of copying them, so the
 /// borrow checker makes sure it is finished before the node is stepped again.
 #[must_use = "a Ready holds state to persist and messages to send"]
@@ -56,6 +59,16 @@ pub struct Ready<'a> {
     pub events: Vec<Event>,
     /// Take a snapshot covering exactly this (the state machine's applied point).
     pub take_snapshot: Option<SnapshotMeta>,
+    /// The messages may be sent before the persist step: a leader's replication of new
+    /// entries, with no term or vote to persist, and a commit index short of those entries.
+    /// The leader then writes its own log while its followers write theirs (Raft §10.2.1).
+    ///
+    /// Why it is safe: the node is not stepped again until the whole Ready is carried out, so
+    /// it counts no acknowledgement (nor itself) toward a commit before its own write is
+    /// durable, and no message reveals a commit of an entry only this Ready writes (a lone
+    /// voter commits as it appends: its Ready never sends first). Followers' and candidates'
+    /// messages never go first: they report a durable log, term or vote.
+    pub send_first: bool,
 }
 
 impl Ready<'_> {

@@ -461,12 +461,21 @@ impl Node {
         }
         let take_snapshot = self.snapshot_to_take();
         let out = core::mem::take(&mut self.ready);
+        let entries = self.log.slice(unstable_from, self.log.last_index());
+        // A leader's messages reveal its term (durable since its election), its entries
+        // (followers may store them before it does) and its commit index, which must not
+        // cover entries it has not written: a lone voter commits what it appends at once.
+        let send_first = self.is_leader()
+            && hard_state.is_none()
+            && out.snapshot_chunks.is_empty()
+            && out.install_snapshot.is_none()
+            && entries.first().is_some_and(|first| self.commit_index() < first.index);
         Ready {
             hard_state,
             snapshot_chunks: out.snapshot_chunks,
             install_snapshot: out.install_snapshot,
             truncate_from,
-            entries: self.log.slice(unstable_from, self.log.last_index()),
+            entries,
             messages: out.messages,
             snapshot_sends: out.snapshot_sends,
             apply: self.log.slice(apply_from, apply_to),
@@ -474,6 +483,7 @@ impl Node {
             reads: out.reads,
             events: out.events,
             take_snapshot,
+            send_first,
         }
     }
 

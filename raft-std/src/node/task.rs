@@ -101,8 +101,8 @@ pub(super) struct NodeTask<L, M, T> {
     leader: Option<NodeId>,
     next_id: RequestId,
     metrics: NodeMetrics,
-    /// What the executor produced, for the transport and the clients.
-    out: Vec<Outgoing>,
+    /// What the executor produced for the clients.
+    events: Vec<Event>,
 }
 
 /// What woke the node task.
@@ -156,7 +156,7 @@ where
             leader: None,
             next_id: 0,
             metrics: NodeMetrics::new(id),
-            out: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -237,13 +237,16 @@ where
         self.node.step(Incoming::Tick(self.clock.now()));
     }
 
-    /// Carries out the node's work and routes what it produced.
+    /// Carries out the node's work. Messages go to the transport the moment the executor
+    /// hands them over (a leader's, before its own log write: the two overlap); events wait
+    /// until the work is done.
     async fn carry_out(&mut self) -> Result<(), String> {
-        advance(&mut self.node, &mut self.log, &mut self.machine, &mut self.out)
+        let mut out = Dispatch { transport: &mut self.transport, events: &mut self.events };
+        advance(&mut self.node, &mut self.log, &mut self.machine, &mut out)
             .await
             .map_err(|e| e.to_string())?;
-        for output in std::mem::take(&mut self.out) {
-            self.on_output(output);
+        for event in std::mem::take(&mut self.events) {
+            self.on_event(event);
         }
         Ok(())
     }
@@ -271,22 +274,7 @@ where
 
     /// Sends `frame` to `to`; false if the transport dropped it.
     fn send(&mut self, to: NodeId, frame: &Frame) -> bool {
-        match frame.encode() {
-            Ok(bytes) => self.transport.send(to, bytes),
-            Err(error) => {
-                tracing::error!(peer = to, %error, "cannot encode a frame; dropped");
-                false
-            }
-        }
-    }
-
-    fn on_output(&mut self, output: Outgoing) {
-        match output {
-            Outgoing::Send { to, message } => {
-                self.send(to, &Frame::Raft(message));
-            }
-            Outgoing::Event(event) => self.on_event(event),
-        }
+        send(&mut self.transport, to, frame)
     }
 
     fn on_event(&mut self, event: Event) {
@@ -475,5 +463,35 @@ fn leader_diagnostics(diagnostics: Diagnostics) -> Outcome {
         Ok(Response::Diagnostics(Box::new(diagnostics)))
     } else {
         Err(Failure::NotLeader { leader: diagnostics.leader })
+    }
+}
+
+/// Sends `frame` to `to`; false if the transport dropped it.
+fn send<T: Transport>(transport: &mut T, to: NodeId, frame: &Frame) -> bool {
+    match frame.encode() {
+        Ok(bytes) => transport.send(to, bytes),
+        Err(error) => {
+            tracing::error!(peer = to, %error, "cannot encode a frame; dropped");
+            false
+        }
+    }
+}
+
+/// Where the executor's output goes: messages straight to the transport, events aside.
+struct Dispatch<'a, T> {
+    transport: &'a mut T,
+    events: &'a mut Vec<Event>,
+}
+
+impl<T: Transport> Extend<Outgoing> for Dispatch<'_, T> {
+    fn extend<I: IntoIterator<Item = Outgoing>>(&mut self, outputs: I) {
+        for output in outputs {
+            match output {
+                Outgoing::Send { to, message } => {
+                    send(self.transport, to, &Frame::Raft(message));
+                }
+                Outgoing::Event(event) => self.events.push(event),
+            }
+        }
     }
 }

@@ -544,6 +544,7 @@ impl Simulator {
         let (role, term) = (node.role(), node.term());
         let ready = node.take_ready();
         let rewrite = (ready.truncate_from, ready.install_snapshot.is_some());
+        let send_first = ready.send_first;
         let entries = ready.entries.to_vec();
         let mut watcher = Watcher {
             id,
@@ -577,10 +578,12 @@ impl Simulator {
             Some(Stop::Crash(point)) => Some(point),
             None => None,
         };
-        let persisted = !matches!(
-            crash,
-            Some(Checkpoint::BeforePersist | Checkpoint::AfterHardState | Checkpoint::AfterSnapshot)
-        );
+        let persisted = match crash {
+            Some(Checkpoint::BeforePersist | Checkpoint::AfterHardState | Checkpoint::AfterSnapshot) => false,
+            // A leader's messages leave before its log write (`Ready::send_first`).
+            Some(Checkpoint::BeforeSend | Checkpoint::AfterSend) => !send_first,
+            _ => true,
+        };
         if persisted && stored != durable {
             return Err(contract(format!(
                 "after persisting, node {id} holds term {} vote {:?} last log {:?} but storage holds term {} vote \

@@ -383,3 +383,83 @@ fn lost_entries_below_the_leaders_first_index_come_back_in_a_snapshot() {
     net.settle();
     assert_eq!(net.commands(3).last(), Some(&cmd("after")), "normal replication resumed");
 }
+
+/// What an observer saw while a Ready was carried out: checkpoints and messages, in order.
+#[derive(Default)]
+struct Order(Vec<&'static str>);
+
+impl crate::Observer<MemState, Recorder> for Order {
+    fn observe(&mut self, step: crate::Step<'_>, log: &MemState, _: &Recorder) -> core::ops::ControlFlow<()> {
+        self.0.push(match step {
+            crate::Step::Checkpoint(point) => point.name(),
+            crate::Step::Sending { .. } if log.last_log_id().index == 2 => "send (entry durable)",
+            crate::Step::Sending { .. } => "send (entry not yet durable)",
+            _ => return core::ops::ControlFlow::Continue(()),
+        });
+        core::ops::ControlFlow::Continue(())
+    }
+}
+
+#[test]
+fn a_leader_sends_its_entries_before_it_writes_them_itself() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    let leader = net.nodes.get_mut(&1).unwrap();
+    leader.step(Incoming::Propose { id: 1, command: cmd("a") });
+    let ready = leader.take_ready();
+    assert!(ready.send_first, "a leader's replication needs nothing durable first");
+    assert_eq!(ready.entries.len(), 1);
+    let (log, machine) = net.stores.get_mut(&1).unwrap();
+    let (mut order, mut out) = (Order::default(), Vec::new());
+    block_on(crate::carry_out(ready, log, machine, &mut order, &mut out)).unwrap();
+    assert_eq!(
+        order.0,
+        [
+            "before_send",
+            "send (entry not yet durable)",
+            "send (entry not yet durable)",
+            "after_send",
+            "before_persist"
+        ]
+    );
+    assert_eq!(log.last_log_id().index, 2, "the write still happens before the Ready is done");
+    // Both acknowledgements arrive only after the write: the commit counts a durable leader.
+    net.wire.extend(out.into_iter().filter_map(|o| match o {
+        Outgoing::Send { to, message } => Some((1, to, message)),
+        Outgoing::Event(_) => None,
+    }));
+    net.settle();
+    assert_eq!(net.node(1).commit_index(), 2);
+}
+
+#[test]
+fn followers_and_candidates_persist_before_they_speak() {
+    // A follower's acknowledgement reports a durable log.
+    let mut follower = follower_with_log(&[1], 1);
+    follower.step(message(2, append(1, LogId::new(1, 1), vec![entry(1, 2)], 0)));
+    assert!(!follower.take_ready().send_first);
+    // A candidate's request reveals a term and a self-vote that must be durable first.
+    let mut net = Net::new(&[1, 2, 3]);
+    let candidate = net.nodes.get_mut(&1).unwrap();
+    candidate.campaign(Campaign::Election);
+    let ready = candidate.take_ready();
+    assert!(ready.hard_state.is_some() && !ready.send_first);
+}
+
+#[test]
+fn a_lone_voter_writes_before_it_tells_a_learner_of_a_commit() {
+    // Chaos seed 44's shape: voter 1 alone commits each entry as it appends it, so its
+    // AppendEntries to learner 2 carries that commit; it must not leave before the write.
+    let mut net = Net::new(&[1]);
+    net.elect(1);
+    net.add_blank_node(2);
+    net.step(1, Incoming::ChangeMembership { id: 1, change: crate::MembershipChange::AddLearner(2) });
+    net.settle();
+    let leader = net.nodes.get_mut(&1).unwrap();
+    leader.step(Incoming::Propose { id: 2, command: cmd("a") });
+    let ready = leader.take_ready();
+    let first = ready.entries.first().map(|e| e.index);
+    assert!(!ready.send_first, "its messages reveal a commit of the entry being written");
+    drop(ready);
+    assert_eq!(first, Some(net.node(1).commit_index()));
+}
