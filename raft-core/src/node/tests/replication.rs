@@ -411,7 +411,8 @@ fn a_leader_sends_its_entries_before_it_writes_them_itself() {
     assert_eq!(ready.entries.len(), 1);
     let (log, machine) = net.stores.get_mut(&1).unwrap();
     let (mut order, mut out) = (Order::default(), Vec::new());
-    block_on(crate::carry_out(ready, log, machine, &mut order, &mut out)).unwrap();
+    let carried = block_on(crate::carry_out(ready, log, machine, &mut order, &mut out)).unwrap();
+    assert_eq!(carried, crate::Carried::Done(None));
     assert_eq!(
         order.0,
         [
