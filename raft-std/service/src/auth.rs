@@ -7,13 +7,28 @@
 //! | request | role |
 //! | --- | --- |
 //! | `/cluster/…`, `/debug/…` (membership, leadership, compaction, fault injection) | `admin` |
+//! | `/worker/…` (a service's worker processes: leasing work, renewing leases, reporting results) | `worker` |
 //! | `GET` and `HEAD` (reads, `/status`, `/metrics`) | `read` |
 //! | any other method (writes) | `write` |
 //!
-//! `admin` may do everything `write` may, and `write` everything `read` may. A request with
-//! no credentials, or with a token the roles file does not list, is refused with
-//! `401 unauthenticated`; one whose identity has too small a role, or none, with
+//! What each role grants ([`Role::grants`]):
+//!
+//! | role | read | write | worker | admin |
+//! | --- | :-: | :-: | :-: | :-: |
+//! | `read` | yes | | | |
+//! | `write` | yes | yes | | |
+//! | `worker` | yes | | yes | |
+//! | `admin` | yes | yes | yes | yes |
+//!
+//! `worker` is apart from `write` on purpose: a worker's credential, copied to every machine
+//! that runs work, cannot submit work (which a service like a task runner would turn into
+//! commands run on every worker), and a client's credential cannot lease work or report
+//! results. A request with no credentials, or with a token the roles file does not list, is
+//! refused with `401 unauthenticated`; one whose identity has too small a role, or none, with
 //! `403 forbidden`. Neither answer repeats the token or the certificate's name.
+//!
+//! An authorized request carries a [`Principal`] extension: the identity whose role allowed it,
+//! for handlers that bind what a client holds to who it is.
 //!
 //! # The roles file
 //!
@@ -23,6 +38,7 @@
 //! # role  identity
 //! admin   cert:admin                 # a client certificate whose subject CN is "admin"
 //! write   cert:billing
+//! worker  cert:worker-1
 //! read    token-sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 //! ```
 //!
@@ -48,15 +64,18 @@ use rustls_pki_types::CertificateDer;
 use crate::api_error::ApiError;
 use crate::http::Peer;
 
-/// What a client may do; each role includes the ones before it.
+/// What a client may do (see [`Role::grants`] and the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Read keys, `/status` and `/metrics`.
     Read,
     /// Also write.
     Write,
-    /// Also change membership, move leadership, compact, and use the debug endpoints.
+    /// Also change membership, move leadership, compact, and use the debug endpoints; and
+    /// everything `worker` may.
     Admin,
+    /// Read, and use a service's worker endpoints (`/worker/…`); not write.
+    Worker,
 }
 
 impl Role {
@@ -65,10 +84,22 @@ impl Role {
     pub fn required(method: &Method, path: &str) -> Role {
         if path.starts_with("/cluster/") || path.starts_with("/debug/") {
             Role::Admin
+        } else if path.starts_with("/worker/") {
+            Role::Worker
         } else if method == Method::GET || method == Method::HEAD {
             Role::Read
         } else {
             Role::Write
+        }
+    }
+
+    /// Whether a client with this role may make a request that needs `needed`: `admin` may
+    /// do everything, `write` and `worker` may read, and each role what it names.
+    pub fn grants(self, needed: Role) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Write | Role::Worker => needed == self || needed == Role::Read,
+            Role::Read => needed == Role::Read,
         }
     }
 
@@ -77,6 +108,7 @@ impl Role {
             "read" => Some(Role::Read),
             "write" => Some(Role::Write),
             "admin" => Some(Role::Admin),
+            "worker" => Some(Role::Worker),
             _ => None,
         }
     }
@@ -88,6 +120,7 @@ impl fmt::Display for Role {
             Role::Read => "read",
             Role::Write => "write",
             Role::Admin => "admin",
+            Role::Worker => "worker",
         })
     }
 }
@@ -96,7 +129,7 @@ impl std::str::FromStr for Role {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Role, String> {
-        Role::parse(text).ok_or_else(|| "a role is read, write or admin".to_string())
+        Role::parse(text).ok_or_else(|| "a role is read, write, worker or admin".to_string())
     }
 }
 
@@ -151,7 +184,8 @@ impl Roles {
             let (Some(role), Some(identity), None) = (words.next(), words.next(), words.next()) else {
                 return Err(at("expected ROLE IDENTITY, e.g. `admin cert:admin`"));
             };
-            let role = Role::parse(role).ok_or_else(|| at("the role must be read, write or admin"))?;
+            let role =
+                Role::parse(role).ok_or_else(|| at("the role must be read, write, worker or admin"))?;
             let fresh = if let Some(name) = identity.strip_prefix("cert:") {
                 if name.is_empty() {
                     return Err(at("cert: needs the certificate's common name"));
@@ -177,11 +211,13 @@ impl Roles {
         self.certificates.contains_key(common_name)
     }
 
-    /// The role of a token, if the file lists it.
-    fn token(&self, token: &str) -> Option<Role> {
+    /// The role of a token, if the file lists it, and its identity.
+    fn token(&self, token: &str) -> Option<(Role, Principal)> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let digest: [u8; 32] = digest.as_ref().try_into().ok()?;
-        self.tokens.get(&digest).copied()
+        let role = self.tokens.get(&digest).copied()?;
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        Some((role, Principal(format!("token-sha256:{hex}"))))
     }
 
     /// The role of a verified client certificate, if the file lists its name.
@@ -210,22 +246,42 @@ pub enum Access {
     Roles(Arc<Roles>),
 }
 
+/// The identity whose role let a request through, as the roles file names it: `cert:NAME`
+/// for a client certificate, `token-sha256:HEX` for a bearer token. Absent when the server
+/// authenticates nobody ([`Access::Open`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Principal(pub String);
+
 /// axum middleware: refuses a request whose credentials do not grant the role it needs
-/// (`axum::middleware::from_fn_with_state(access, authorize)`).
-pub async fn authorize(State(access): State<Access>, request: Request, next: Next) -> Response {
+/// (`axum::middleware::from_fn_with_state(access, authorize)`), and adds the [`Principal`]
+/// that allowed it to the request's extensions.
+pub async fn authorize(State(access): State<Access>, mut request: Request, next: Next) -> Response {
     let Access::Roles(roles) = &access else { return next.run(request).await };
     let path = match request.extensions().get::<MatchedPath>() {
         Some(matched) => matched.as_str(),
         None => request.uri().path(),
     };
     let needed = Role::required(request.method(), path);
-    match role_of(roles, &request) {
-        Ok(role) if role >= needed => next.run(request).await,
-        Ok(role) => refuse(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this request needs the {needed} role; the credentials presented grant {role}"),
-        )),
+    match credentials(roles, &request) {
+        Ok(granted) => match granted.iter().find(|(role, _)| role.grants(needed)) {
+            Some((_, principal)) => {
+                let principal = principal.clone();
+                request.extensions_mut().insert(principal);
+                next.run(request).await
+            }
+            None => {
+                let mut roles: Vec<String> = granted.iter().map(|(role, _)| role.to_string()).collect();
+                roles.dedup();
+                refuse(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "this request needs the {needed} role; the credentials presented grant {}",
+                        roles.join(" and ")
+                    ),
+                ))
+            }
+        },
         Err(refusal) => refuse(refusal),
     }
 }
@@ -236,8 +292,9 @@ fn refuse(error: ApiError) -> Response {
     error.into_response()
 }
 
-/// The largest role the request's credentials grant.
-fn role_of(roles: &Roles, request: &Request) -> Result<Role, ApiError> {
+/// The roles the request's credentials grant, each with its identity: the token's first, then
+/// the certificate's. At least one, or an error.
+fn credentials(roles: &Roles, request: &Request) -> Result<Vec<(Role, Principal)>, ApiError> {
     let certificate = request.extensions().get::<Peer>().and_then(|peer| peer.certificate.as_ref());
     let token = match request.headers().get(header::AUTHORIZATION) {
         None => None,
@@ -255,14 +312,19 @@ fn role_of(roles: &Roles, request: &Request) -> Result<Role, ApiError> {
              or an `Authorization: Bearer <token>` header",
         ));
     }
-    let granted = token.into_iter().chain(certificate.and_then(|c| roles.certificate(c))).max();
-    granted.ok_or_else(|| {
-        ApiError::new(
+    let certificate = certificate.and_then(|c| {
+        let role = roles.certificate(c)?;
+        Some((role, Principal(format!("cert:{}", c.common_name()?))))
+    });
+    let granted: Vec<(Role, Principal)> = token.into_iter().chain(certificate).collect();
+    if granted.is_empty() {
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this client certificate has no role in the server's roles file",
-        )
-    })
+        ));
+    }
+    Ok(granted)
 }
 
 fn unauthenticated(message: &str) -> ApiError {
@@ -281,7 +343,10 @@ mod tests {
             "# comment\n\nadmin cert:admin   # trailing comment\nread token-sha256:{PASSWORD_SHA256}\n"
         ))
         .unwrap();
-        assert_eq!(roles.token("password"), Some(Role::Read));
+        assert_eq!(
+            roles.token("password"),
+            Some((Role::Read, Principal(format!("token-sha256:{PASSWORD_SHA256}"))))
+        );
         assert_eq!(roles.token("Password"), None);
         let admin = ClientCertificate { common_name: Some("admin".into()) };
         assert_eq!(roles.certificate(&admin), Some(Role::Admin));
@@ -310,6 +375,19 @@ mod tests {
         assert_eq!(Role::required(&Method::PUT, "/kv/{key}"), Role::Write);
         assert_eq!(Role::required(&Method::GET, "/cluster/members"), Role::Admin);
         assert_eq!(Role::required(&Method::POST, "/debug/heal"), Role::Admin);
-        assert!(Role::Admin > Role::Write && Role::Write > Role::Read);
+        assert_eq!(Role::required(&Method::POST, "/worker/lease"), Role::Worker);
+        assert_eq!(Role::required(&Method::GET, "/workers"), Role::Read);
+    }
+
+    #[test]
+    fn what_each_role_grants() {
+        use Role::*;
+        let all = [Read, Write, Worker, Admin];
+        let granted = |role: Role| all.into_iter().filter(|&needed| role.grants(needed)).collect::<Vec<_>>();
+        assert_eq!(granted(Read), [Read]);
+        assert_eq!(granted(Write), [Read, Write]);
+        assert_eq!(granted(Worker), [Read, Worker], "a worker may not submit, a writer may not report");
+        assert_eq!(granted(Admin), all);
+        assert_eq!("worker".parse(), Ok(Worker));
     }
 }

@@ -105,7 +105,7 @@ pub struct SecurityArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_ca: Option<PathBuf>,
     /// Who may do what: a roles file mapping client certificates and token digests to the
-    /// roles read, write and admin (see README).
+    /// roles read, write, worker and admin (see README).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub roles: Option<PathBuf>,
     /// Serve plain HTTP with no authentication: anyone who reaches --http may read, write and
