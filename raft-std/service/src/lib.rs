@@ -20,6 +20,8 @@
 //!   compaction, fault injection) and the common `/status` fields.
 //! * [`ApiError`]: JSON errors with stable codes, which say what is wrong without echoing
 //!   what the client sent.
+//! * `test_support` (cargo feature `test-support`): a harness that runs a service's real
+//!   processes on loopback for its integration tests.
 //!
 //! A service adds its own routes and state machine:
 //!
@@ -66,6 +68,8 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod routes;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod tls;
 
 pub use api_error::ApiError;
