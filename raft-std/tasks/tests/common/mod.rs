@@ -88,6 +88,13 @@ impl Cluster {
         self.launch_worker(name, args);
     }
 
+    /// Starts worker `name` with exactly these arguments after `worker --name NAME`.
+    pub fn start_worker_with(&mut self, name: &str, args: &[&str]) {
+        let mut all: Vec<String> = vec!["worker".into(), "--name".into(), name.into()];
+        all.extend(args.iter().map(|arg| arg.to_string()));
+        self.launch_worker(name, all);
+    }
+
     fn launch_worker(&mut self, name: &str, args: Vec<String>) {
         let log = std::fs::OpenOptions::new()
             .create(true)
