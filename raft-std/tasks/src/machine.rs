@@ -1026,13 +1026,14 @@ mod tests {
     #[test]
     fn invalid_tasks_are_refused() {
         let mut machine = TaskMachine::default();
-        let mut cases = Vec::new();
-        cases.push(Spec { command: vec![], ..spec("x") });
-        cases.push(Spec { command: vec![String::new()], ..spec("x") });
-        cases.push(Spec { command: vec!["a\0b".into()], ..spec("x") });
-        cases.push(Spec { max_attempts: 0, ..spec("x") });
-        cases.push(Spec { max_attempts: MAX_ATTEMPTS + 1, ..spec("x") });
-        cases.push(Spec { timeout_ms: 0, ..spec("x") });
+        let cases = [
+            Spec { command: vec![], ..spec("x") },
+            Spec { command: vec![String::new()], ..spec("x") },
+            Spec { command: vec!["a\0b".into()], ..spec("x") },
+            Spec { max_attempts: 0, ..spec("x") },
+            Spec { max_attempts: MAX_ATTEMPTS + 1, ..spec("x") },
+            Spec { timeout_ms: 0, ..spec("x") },
+        ];
         for spec in cases {
             let refusal =
                 refused(run(&mut machine, Command::Submit { spec: spec.clone(), admission: ROOMY }));

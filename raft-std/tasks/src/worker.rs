@@ -384,10 +384,17 @@ impl Run {
         }
     }
 
-    /// Sends the result until a node answers it.
-    async fn report(&self, task: &Task, result: Value) {
-        let body = json!({ "task": task.id, "epoch": task.epoch, "result": result });
-        let answer = self.cluster.post_until_answered("/worker/report", &body, REQUEST_TIMEOUT).await;
+    /// Sends the result until a node answers it. A result too large for the node's body
+    /// limit (413) is sent again with its output cut to a quarter, until it fits.
+    async fn report(&self, task: &Task, mut result: Value) {
+        let answer = loop {
+            let body = json!({ "task": task.id, "epoch": task.epoch, "result": result });
+            let answer = self.cluster.post_until_answered("/worker/report", &body, REQUEST_TIMEOUT).await;
+            if answer.status != StatusCode::PAYLOAD_TOO_LARGE || !shrink(&mut result) {
+                break answer;
+            }
+            tracing::warn!(task = task.id, "the result is larger than the node takes: cutting its output");
+        };
         if answer.status == StatusCode::OK {
             tracing::info!(
                 task = task.id,
@@ -407,6 +414,23 @@ impl Run {
             );
         }
     }
+}
+
+/// Cuts the output of `result` to a quarter (marking it truncated); false if there was none
+/// left to cut.
+fn shrink(result: &mut Value) -> bool {
+    let mut cut = false;
+    for (stream, flag) in [("stdout", "stdout_truncated"), ("stderr", "stderr_truncated")] {
+        let Some(text) = result[stream].as_str().filter(|text| !text.is_empty()) else { continue };
+        let mut end = text.len() / 4;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        result[stream] = Value::from(&text[..end]);
+        result[flag] = Value::from(true);
+        cut = true;
+    }
+    cut
 }
 
 /// Why the worker killed a program.
@@ -582,6 +606,20 @@ mod tests {
 
         let result = execute(&task(&["sh", "-c", "kill -TERM $$"], "", 5000), 1024, &never).await.unwrap();
         assert_eq!((&result["outcome"], &result["signal"]), (&json!("signalled"), &json!(15)));
+    }
+
+    #[test]
+    fn results_shrink_until_nothing_is_left() {
+        let mut result = json!({ "outcome": "exited", "stdout": "x".repeat(100), "stderr": "é".repeat(10) });
+        assert!(shrink(&mut result));
+        assert_eq!(
+            (result["stdout"].as_str().unwrap().len(), &result["stdout_truncated"]),
+            (25, &json!(true))
+        );
+        assert_eq!(result["stderr"], "éé");
+        while shrink(&mut result) {}
+        assert_eq!((&result["stdout"], &result["stderr"]), (&json!(""), &json!("")));
+        assert!(!shrink(&mut json!({ "outcome": "cannot_start", "reason": "x" })));
     }
 
     #[tokio::test]
