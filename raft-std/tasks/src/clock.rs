@@ -2,8 +2,9 @@
 //!
 //! The state machine never reads a clock (replicas would disagree); it learns the time from
 //! [`Command::Tick`]s, which only the leader proposes. While it leads, a node proposes
-//! `Tick { now }` every `--lease-check-ms` while leases are held (every 10 s otherwise, for
-//! the retention of results and workers), where
+//! `Tick { now }` every `--lease-check-ms` while leases are held or tasks were queued or
+//! finished since its last tick (so the times tasks show are that precise), and every 10 s
+//! otherwise (for the retention of results and workers), where
 //!
 //! ```text
 //! now = T + (this node's monotonic clock − its reading when it took over)
@@ -50,6 +51,8 @@ impl Anchor {
 pub async fn run(node: RaftNode, summary: watch::Receiver<Summary>, every: Duration, retention: Retention) {
     let mut anchor: Option<Anchor> = None;
     let mut last_tick: Option<Instant> = None;
+    // The counts at the last tick, to see whether tasks moved since.
+    let mut ticked_at = Summary::default();
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -74,14 +77,18 @@ pub async fn run(node: RaftNode, summary: watch::Receiver<Summary>, every: Durat
             }
         }
         let Some(anchor) = &anchor else { continue };
-        let busy = summary.borrow().running > 0;
+        let counts = Summary { now: 0, ..*summary.borrow() };
+        let busy = counts.running > 0 || counts != ticked_at;
         let due = last_tick.is_none_or(|last| last.elapsed() >= IDLE_TICK);
         if !busy && !due {
             continue;
         }
         let tick = Command::Tick { now: anchor.now(), retention };
         match node.propose(machine::encode(&tick)).await {
-            Ok(_) => last_tick = Some(Instant::now()),
+            Ok(_) => {
+                last_tick = Some(Instant::now());
+                ticked_at = counts;
+            }
             Err(error) => tracing::debug!(%error, "a tick was not committed"),
         }
     }
