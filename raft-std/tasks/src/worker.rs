@@ -13,6 +13,9 @@
 //!   and dropped). After the task's timeout the group is killed (`timed_out`). When the program
 //!   exits, whatever it left in its group is killed too. Children are set to be killed if the
 //!   worker dies (`PR_SET_PDEATHSIG`), so a killed worker's tasks do not run on unattended.
+//!   The program finds its task's id, its lease's epoch and its attempt in `RAFT_TASKS_TASK`,
+//!   `RAFT_TASKS_EPOCH` and `RAFT_TASKS_ATTEMPT`, to make its own side effects idempotent or
+//!   fenced (a task may run more than once).
 //! * **Heartbeats.** While it holds leases, the worker renews them every `--heartbeat-ms` (at
 //!   most a third of the cluster's lease). A heartbeat answers which leases are lost (expired,
 //!   or the task cancelled): their programs are killed, and their results not reported.
@@ -452,6 +455,9 @@ async fn execute(task: &Task, max_output: usize, lost: &Notify) -> Option<Value>
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .env("RAFT_TASKS_TASK", &task.id)
+        .env("RAFT_TASKS_EPOCH", task.epoch.to_string())
+        .env("RAFT_TASKS_ATTEMPT", task.attempt.to_string())
         .process_group(0)
         .kill_on_drop(true);
     let parent = rustix::process::getpid();
@@ -584,6 +590,10 @@ mod tests {
 
         let result = execute(&task(&["echo", "$HOME;", "x"], "", 5000), 1024, &never).await.unwrap();
         assert_eq!(result["stdout"], "$HOME; x\n", "no shell expands anything");
+
+        let script = "echo $RAFT_TASKS_TASK $RAFT_TASKS_EPOCH $RAFT_TASKS_ATTEMPT";
+        let result = execute(&task(&["sh", "-c", script], "", 5000), 1024, &never).await.unwrap();
+        assert_eq!(result["stdout"], "1 1 1\n");
 
         let result =
             execute(&task(&["sh", "-c", "echo oops >&2; exit 3"], "", 5000), 1024, &never).await.unwrap();
