@@ -40,6 +40,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::cli::WorkerArgs;
 
@@ -483,8 +484,8 @@ async fn execute(task: &Task, max_output: usize, lost: &Notify) -> Option<Value>
             let _ = stdin.write_all(&input).await; // a program that does not read: fine
         });
     }
-    let stdout = tokio::spawn(capture(child.stdout.take(), max_output));
-    let stderr = tokio::spawn(capture(child.stderr.take(), max_output));
+    let stdout = start_capture(child.stdout.take(), max_output);
+    let stderr = start_capture(child.stderr.take(), max_output);
     let kill_group = || {
         if let Some(group) = group {
             let _ = rustix::process::kill_process_group(group, Signal::KILL);
@@ -534,34 +535,46 @@ async fn execute(task: &Task, max_output: usize, lost: &Notify) -> Option<Value>
     Some(result)
 }
 
-/// Reads `pipe` to its end, keeping the first `max` bytes; returns them and whether more came.
-async fn capture(pipe: Option<impl AsyncRead + Unpin>, max: usize) -> (Vec<u8>, bool) {
-    let (mut kept, mut truncated) = (Vec::new(), false);
-    let Some(mut pipe) = pipe else { return (kept, truncated) };
+/// What a capture has kept so far, and whether it dropped anything.
+type Captured = Arc<Mutex<(Vec<u8>, bool)>>;
+
+/// Reads `pipe` to its end into `into`, keeping the first `max` bytes and noting whether more
+/// came.
+async fn capture(pipe: Option<impl AsyncRead + Unpin>, max: usize, into: Captured) {
+    let Some(mut pipe) = pipe else { return };
     let mut buffer = vec![0; 16 << 10];
     loop {
         match pipe.read(&mut buffer).await {
-            Ok(0) | Err(_) => return (kept, truncated),
+            Ok(0) | Err(_) => return,
             Ok(n) => {
+                let mut captured = into.lock().unwrap();
+                let (kept, truncated) = &mut *captured;
                 let room = max - kept.len();
-                truncated |= n > room;
+                *truncated |= n > room;
                 kept.extend_from_slice(&buffer[..n.min(room)]);
             }
         }
     }
 }
 
-/// A capture's text (invalid UTF-8 replaced), waiting at most [`DRAIN_OUTPUT`] for the pipe
-/// to close.
-async fn collect(capture: tokio::task::JoinHandle<(Vec<u8>, bool)>) -> (String, bool) {
-    let abort = capture.abort_handle();
-    match tokio::time::timeout(DRAIN_OUTPUT, capture).await {
-        Ok(Ok((bytes, truncated))) => (String::from_utf8_lossy(&bytes).into_owned(), truncated),
-        _ => {
-            abort.abort();
-            (String::new(), true)
-        }
-    }
+/// Starts capturing `pipe`.
+fn start_capture(
+    pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
+    max: usize,
+) -> (JoinHandle<()>, Captured) {
+    let captured = Captured::default();
+    (tokio::spawn(capture(pipe, max, Arc::clone(&captured))), captured)
+}
+
+/// A capture's text (invalid UTF-8 replaced) and whether it was cut, once its pipe closed or
+/// [`DRAIN_OUTPUT`] passed (a process outside the program's group may hold the pipe open:
+/// what came until then is kept, and marked truncated).
+async fn collect((reader, captured): (JoinHandle<()>, Captured)) -> (String, bool) {
+    let abort = reader.abort_handle();
+    let closed = tokio::time::timeout(DRAIN_OUTPUT, reader).await.is_ok();
+    abort.abort();
+    let (kept, truncated) = std::mem::take(&mut *captured.lock().unwrap());
+    (String::from_utf8_lossy(&kept).into_owned(), truncated || !closed)
 }
 
 #[cfg(test)]
@@ -613,6 +626,14 @@ mod tests {
 
         let result = execute(&task(&["/no/such/program"], "", 5000), 1024, &never).await.unwrap();
         assert_eq!(result["outcome"], "cannot_start");
+
+        // A process that leaves the program's group keeps the pipe open: what came is kept.
+        let script = "echo before; setsid sleep 5 & sleep 0.2; echo after";
+        let started = std::time::Instant::now();
+        let result = execute(&task(&["sh", "-c", script], "", 5000), 1024, &never).await.unwrap();
+        assert_eq!((&result["exit_code"], &result["stdout"]), (&json!(0), &json!("before\nafter\n")));
+        assert_eq!(result["stdout_truncated"], true);
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 
         let result = execute(&task(&["sh", "-c", "kill -TERM $$"], "", 5000), 1024, &never).await.unwrap();
         assert_eq!((&result["outcome"], &result["signal"]), (&json!("signalled"), &json!(15)));
