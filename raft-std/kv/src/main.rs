@@ -23,8 +23,11 @@ use raft_service::node::Failure;
 use crate::cli::Cli;
 use crate::machine::KvStore;
 
-const PROGRAM: Program =
-    Program { name: "raft-kv", examples: &[("-X PUT", "/kv/hello -d world"), ("", "/kv/hello")] };
+const PROGRAM: Program = Program {
+    name: "raft-kv",
+    examples: &[("-X PUT", "/kv/hello -d world"), ("", "/kv/hello")],
+    clients: &[],
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {

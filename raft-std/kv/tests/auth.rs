@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, KvApi};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 

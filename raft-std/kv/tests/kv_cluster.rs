@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Api, Cluster, NodeId};
+use common::{Api, Cluster, KvApi, NodeId};
 use reqwest::StatusCode;
 
 const WRITES: usize = 1_000;

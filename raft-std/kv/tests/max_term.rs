@@ -13,7 +13,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Api, Cluster, NodeId};
+use common::{Api, Cluster, KvApi, NodeId};
 use raft_core::{LogId, Message, RequestVote, MAX_TERM};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

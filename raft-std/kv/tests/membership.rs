@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, KvApi};
 use reqwest::StatusCode;
 use serde_json::json;
 

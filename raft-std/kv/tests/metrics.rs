@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Cluster, NodeId};
+use common::{Api, Cluster, KvApi, NodeId};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 const WRITES: usize = 60;

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, NodeId};
+use common::{Cluster, KvApi, NodeId};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, Cluster, NodeId};
+use common::{Api, Cluster, KvApi, NodeId};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

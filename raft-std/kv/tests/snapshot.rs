@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, NodeId};
+use common::{Cluster, KvApi, NodeId};
 use reqwest::StatusCode;
 
 const PATIENCE: Duration = Duration::from_secs(20);

@@ -7,13 +7,28 @@
 //! | request | role |
 //! | --- | --- |
 //! | `/cluster/…`, `/debug/…` (membership, leadership, compaction, fault injection) | `admin` |
+//! | `/worker/…` (a service's worker processes: leasing work, renewing leases, reporting results) | `worker` |
 //! | `GET` and `HEAD` (reads, `/status`, `/metrics`) | `read` |
 //! | any other method (writes) | `write` |
 //!
-//! `admin` may do everything `write` may, and `write` everything `read` may. A request with
-//! no credentials, or with a token the roles file does not list, is refused with
-//! `401 unauthenticated`; one whose identity has too small a role, or none, with
+//! What each role grants ([`Role::grants`]):
+//!
+//! | role | read | write | worker | admin |
+//! | --- | :-: | :-: | :-: | :-: |
+//! | `read` | yes | | | |
+//! | `write` | yes | yes | | |
+//! | `worker` | yes | | yes | |
+//! | `admin` | yes | yes | yes | yes |
+//!
+//! `worker` is apart from `write` on purpose: a worker's credential, copied to every machine
+//! that runs work, cannot submit work (which a service like a task runner would turn into
+//! commands run on every worker), and a client's credential cannot lease work or report
+//! results. A request with no credentials, or with a token the roles file does not list, is
+//! refused with `401 unauthenticated`; one whose identity has too small a role, or none, with
 //! `403 forbidden`. Neither answer repeats the token or the certificate's name.
+//!
+//! An authorized request carries its [`Caller`]: the identity whose role allowed it, for
+//! handlers that bind what a client holds to who it is.
 //!
 //! # The roles file
 //!
@@ -23,6 +38,7 @@
 //! # role  identity
 //! admin   cert:admin                 # a client certificate whose subject CN is "admin"
 //! write   cert:billing
+//! worker  cert:worker-1
 //! read    token-sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 //! ```
 //!
@@ -32,12 +48,12 @@
 //!   The file holds digests, never tokens, so it is not a secret itself; make one with
 //!   `printf %s "$TOKEN" | sha256sum`. Use long random tokens (e.g. `openssl rand -hex 32`).
 //!
-//! An identity may appear once. The file is read at start; restart the node to change it.
-//!
+//! An identity may appear once. The file is read at start; restart the node to change it.//!
 //! # Checked again at the leader
 //!
 //! Writes, membership changes and leadership transfers travel to the leader, which checks them
-//! once more against its own roles file ([`Roles::authorizer`]) with the client's identity
+//! once more against its own roles file ([`Roles::authorizer`]: proposals need the role the
+//! service says they do, `write` for a key-value write, `worker` for a task runner's report) with the client's identity
 //! ([`Caller`]: `cert:NAME` or `token-sha256:HEX`, never the token), carried by raft-std's
 //! forwarding. A member that forwards a request cannot lend it more rights than its client
 //! has, and every node needs the same roles file.
@@ -57,15 +73,18 @@ use rustls_pki_types::CertificateDer;
 use crate::api_error::ApiError;
 use crate::http::Peer;
 
-/// What a client may do; each role includes the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What a client may do (see [`Role::grants`] and the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Read keys, `/status` and `/metrics`.
     Read,
     /// Also write.
     Write,
-    /// Also change membership, move leadership, compact, and use the debug endpoints.
+    /// Also change membership, move leadership, compact, and use the debug endpoints; and
+    /// everything `worker` may.
     Admin,
+    /// Read, and use a service's worker endpoints (`/worker/…`); not write.
+    Worker,
 }
 
 impl Role {
@@ -74,10 +93,22 @@ impl Role {
     pub fn required(method: &Method, path: &str) -> Role {
         if path.starts_with("/cluster/") || path.starts_with("/debug/") {
             Role::Admin
+        } else if path.starts_with("/worker/") {
+            Role::Worker
         } else if method == Method::GET || method == Method::HEAD {
             Role::Read
         } else {
             Role::Write
+        }
+    }
+
+    /// Whether a client with this role may make a request that needs `needed`: `admin` may
+    /// do everything, `write` and `worker` may read, and each role what it names.
+    pub fn grants(self, needed: Role) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Write | Role::Worker => needed == self || needed == Role::Read,
+            Role::Read => needed == Role::Read,
         }
     }
 
@@ -86,6 +117,7 @@ impl Role {
             "read" => Some(Role::Read),
             "write" => Some(Role::Write),
             "admin" => Some(Role::Admin),
+            "worker" => Some(Role::Worker),
             _ => None,
         }
     }
@@ -97,6 +129,7 @@ impl fmt::Display for Role {
             Role::Read => "read",
             Role::Write => "write",
             Role::Admin => "admin",
+            Role::Worker => "worker",
         })
     }
 }
@@ -105,7 +138,7 @@ impl std::str::FromStr for Role {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Role, String> {
-        Role::parse(text).ok_or_else(|| "a role is read, write or admin".to_string())
+        Role::parse(text).ok_or_else(|| "a role is read, write, worker or admin".to_string())
     }
 }
 
@@ -160,7 +193,8 @@ impl Roles {
             let (Some(role), Some(identity), None) = (words.next(), words.next(), words.next()) else {
                 return Err(at("expected ROLE IDENTITY, e.g. `admin cert:admin`"));
             };
-            let role = Role::parse(role).ok_or_else(|| at("the role must be read, write or admin"))?;
+            let role =
+                Role::parse(role).ok_or_else(|| at("the role must be read, write, worker or admin"))?;
             let fresh = if let Some(name) = identity.strip_prefix("cert:") {
                 if name.is_empty() {
                     return Err(at("cert: needs the certificate's common name"));
@@ -186,19 +220,19 @@ impl Roles {
         self.certificates.contains_key(common_name)
     }
 
-    /// The role of a token, if the file lists it.
-    fn token(&self, token: &str) -> Option<(Role, String)> {
+    /// The role of a token, if the file lists it, and its identity.
+    fn token(&self, token: &str) -> Option<(Role, Caller)> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let digest: [u8; 32] = digest.as_ref().try_into().ok()?;
         let role = self.tokens.get(&digest).copied()?;
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        Some((role, format!("token-sha256:{hex}")))
+        Some((role, Caller(format!("token-sha256:{hex}"))))
     }
 
     /// The role of a verified client certificate, if the file lists its name, with its identity.
-    fn certificate(&self, certificate: &ClientCertificate) -> Option<(Role, String)> {
+    fn certificate(&self, certificate: &ClientCertificate) -> Option<(Role, Caller)> {
         let name = certificate.common_name()?;
-        Some((*self.certificates.get(name)?, format!("cert:{name}")))
+        Some((*self.certificates.get(name)?, Caller(format!("cert:{name}"))))
     }
 
     /// The role of an identity as the roles file writes it (`cert:NAME`, `token-sha256:HEX`).
@@ -210,19 +244,21 @@ impl Roles {
         self.tokens.get(&digest).copied()
     }
 
-    /// The leader's check of what clients ask, with these roles: writes need `write`; member
-    /// addresses, membership changes and leadership transfers need `admin`. A request that
-    /// names no client was made by the service's own code on a member (which the transport
-    /// authenticated), not on a client's behalf, and passes.
-    pub fn authorizer(self: Arc<Self>) -> raft_std::Authorizer {
+    /// The leader's check of what clients ask, with these roles: a proposal needs the role
+    /// `proposal` names for its bytes (the service's commands: a key-value write needs
+    /// `write`, a task runner's lease or report `worker`); member addresses, membership
+    /// changes and leadership transfers need `admin`. A request that names no client was made
+    /// by the service's own code on a member (which the transport authenticated), not on a
+    /// client's behalf, and passes.
+    pub fn authorizer(self: Arc<Self>, proposal: fn(&[u8]) -> Role) -> raft_std::Authorizer {
         raft_std::Authorizer::new(move |access| {
             let Some(identity) = access.caller else { return Ok(()) };
             let needed = match access.action {
-                raft_std::Action::Propose(_) => Role::Write,
+                raft_std::Action::Propose(command) => proposal(command),
                 _ => Role::Admin,
             };
             match self.role_of(identity) {
-                Some(role) if role >= needed => Ok(()),
+                Some(role) if role.grants(needed) => Ok(()),
                 _ => Err(format!("the client needs the {needed} role for this")),
             }
         })
@@ -249,41 +285,11 @@ pub enum Access {
     Roles(Arc<Roles>),
 }
 
-/// axum middleware: refuses a request whose credentials do not grant the role it needs
-/// (`axum::middleware::from_fn_with_state(access, authorize)`).
-pub async fn authorize(State(access): State<Access>, request: Request, next: Next) -> Response {
-    let Access::Roles(roles) = &access else { return next.run(request).await };
-    let path = match request.extensions().get::<MatchedPath>() {
-        Some(matched) => matched.as_str(),
-        None => request.uri().path(),
-    };
-    let needed = Role::required(request.method(), path);
-    match role_of(roles, &request) {
-        Ok((role, identity)) if role >= needed => {
-            let mut request = request;
-            request.extensions_mut().insert(Caller(identity));
-            next.run(request).await
-        }
-        Ok((role, _)) => refuse(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this request needs the {needed} role; the credentials presented grant {role}"),
-        )),
-        Err(refusal) => refuse(refusal),
-    }
-}
-
-fn refuse(error: ApiError) -> Response {
-    ::metrics::counter!("http_requests_refused_total", "status" => error.status().as_str().to_string())
-        .increment(1);
-    error.into_response()
-}
-
-/// Who made a request, as the roles file names them (`cert:NAME` or `token-sha256:HEX`): the
-/// identity that granted its role. An axum extractor (`None` on a server without
-/// authentication); hand it to [`RaftNode::with_caller`](raft_std::RaftNode::with_caller) so the
-/// leader can check the client too.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who made a request, as the roles file names them (`cert:NAME` for a client certificate,
+/// `token-sha256:HEX` for a bearer token): the identity whose role let it through. An axum
+/// extractor, `None` on a server that authenticates nobody ([`Access::Open`]); hand it to
+/// [`Caller::on`] so the leader checks the client too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Caller(pub String);
 
 impl Caller {
@@ -304,8 +310,49 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
     }
 }
 
-/// The largest role the request's credentials grant, and the identity that grants it.
-fn role_of(roles: &Roles, request: &Request) -> Result<(Role, String), ApiError> {
+/// axum middleware: refuses a request whose credentials do not grant the role it needs
+/// (`axum::middleware::from_fn_with_state(access, authorize)`), and adds the [`Caller`]
+/// that allowed it to the request's extensions.
+pub async fn authorize(State(access): State<Access>, mut request: Request, next: Next) -> Response {
+    let Access::Roles(roles) = &access else { return next.run(request).await };
+    let path = match request.extensions().get::<MatchedPath>() {
+        Some(matched) => matched.as_str(),
+        None => request.uri().path(),
+    };
+    let needed = Role::required(request.method(), path);
+    match credentials(roles, &request) {
+        Ok(granted) => match granted.iter().find(|(role, _)| role.grants(needed)) {
+            Some((_, caller)) => {
+                let caller = caller.clone();
+                request.extensions_mut().insert(caller);
+                next.run(request).await
+            }
+            None => {
+                let mut roles: Vec<String> = granted.iter().map(|(role, _)| role.to_string()).collect();
+                roles.dedup();
+                refuse(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "this request needs the {needed} role; the credentials presented grant {}",
+                        roles.join(" and ")
+                    ),
+                ))
+            }
+        },
+        Err(refusal) => refuse(refusal),
+    }
+}
+
+fn refuse(error: ApiError) -> Response {
+    ::metrics::counter!("http_requests_refused_total", "status" => error.status().as_str().to_string())
+        .increment(1);
+    error.into_response()
+}
+
+/// The roles the request's credentials grant, each with its identity: the token's first, then
+/// the certificate's. At least one, or an error.
+fn credentials(roles: &Roles, request: &Request) -> Result<Vec<(Role, Caller)>, ApiError> {
     let certificate = request.extensions().get::<Peer>().and_then(|peer| peer.certificate.as_ref());
     let token = match request.headers().get(header::AUTHORIZATION) {
         None => None,
@@ -323,15 +370,16 @@ fn role_of(roles: &Roles, request: &Request) -> Result<(Role, String), ApiError>
              or an `Authorization: Bearer <token>` header",
         ));
     }
-    let granted =
-        token.into_iter().chain(certificate.and_then(|c| roles.certificate(c))).max_by_key(|(role, _)| *role);
-    granted.ok_or_else(|| {
-        ApiError::new(
+    let certificate = certificate.and_then(|c| roles.certificate(c));
+    let granted: Vec<(Role, Caller)> = token.into_iter().chain(certificate).collect();
+    if granted.is_empty() {
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this client certificate has no role in the server's roles file",
-        )
-    })
+        ));
+    }
+    Ok(granted)
 }
 
 fn unauthenticated(message: &str) -> ApiError {
@@ -350,17 +398,16 @@ mod tests {
             "# comment\n\nadmin cert:admin   # trailing comment\nread token-sha256:{PASSWORD_SHA256}\n"
         ))
         .unwrap();
-        assert_eq!(roles.token("password").map(|(role, _)| role), Some(Role::Read));
         assert_eq!(
-            roles.token("password").map(|(_, id)| id),
-            Some(format!("token-sha256:{PASSWORD_SHA256}"))
+            roles.token("password"),
+            Some((Role::Read, Caller(format!("token-sha256:{PASSWORD_SHA256}"))))
         );
         assert_eq!(roles.token("Password"), None);
         assert_eq!(roles.role_of(&format!("token-sha256:{PASSWORD_SHA256}")), Some(Role::Read));
         assert_eq!(roles.role_of("cert:admin"), Some(Role::Admin));
         assert_eq!(roles.role_of("cert:nobody"), None);
         let admin = ClientCertificate { common_name: Some("admin".into()) };
-        assert_eq!(roles.certificate(&admin), Some((Role::Admin, "cert:admin".to_string())));
+        assert_eq!(roles.certificate(&admin), Some((Role::Admin, Caller("cert:admin".to_string()))));
         assert_eq!(roles.certificate(&ClientCertificate { common_name: None }), None);
     }
 
@@ -386,21 +433,40 @@ mod tests {
         assert_eq!(Role::required(&Method::PUT, "/kv/{key}"), Role::Write);
         assert_eq!(Role::required(&Method::GET, "/cluster/members"), Role::Admin);
         assert_eq!(Role::required(&Method::POST, "/debug/heal"), Role::Admin);
-        assert!(Role::Admin > Role::Write && Role::Write > Role::Read);
+        assert_eq!(Role::required(&Method::POST, "/worker/lease"), Role::Worker);
+        assert_eq!(Role::required(&Method::GET, "/workers"), Role::Read);
+    }
+
+    #[test]
+    fn what_each_role_grants() {
+        use Role::*;
+        let all = [Read, Write, Worker, Admin];
+        let granted = |role: Role| all.into_iter().filter(|&needed| role.grants(needed)).collect::<Vec<_>>();
+        assert_eq!(granted(Read), [Read]);
+        assert_eq!(granted(Write), [Read, Write]);
+        assert_eq!(granted(Worker), [Read, Worker], "a worker may not submit, a writer may not report");
+        assert_eq!(granted(Admin), all);
+        assert_eq!("worker".parse(), Ok(Worker));
     }
 
     #[test]
     fn the_leader_checks_forwarded_requests_against_the_roles_file() {
         use raft_core::MembershipChange;
         use raft_std::{Access as Request, Action};
-        let roles = Arc::new(Roles::parse("admin cert:root\nwrite cert:app\nread cert:viewer\n").unwrap());
-        let authorizer = roles.authorizer();
+        let roles = "admin cert:root\nwrite cert:app\nread cert:viewer\nworker cert:w1\n";
+        let roles = Arc::new(Roles::parse(roles).unwrap());
+        // A service whose proposals starting with `r` are a worker's reports.
+        let authorizer =
+            roles.authorizer(|command| if command.starts_with(b"r") { Role::Worker } else { Role::Write });
         let ask = |action: Action<'_>, caller: Option<&str>| {
             authorizer.check(&Request::new(action, caller, Some(2)))
         };
         let change = MembershipChange::Remove(3);
         assert!(ask(Action::Propose(b"x"), Some("cert:app")).is_ok());
         assert!(ask(Action::Propose(b"x"), Some("cert:viewer")).is_err(), "read cannot write");
+        assert!(ask(Action::Propose(b"x"), Some("cert:w1")).is_err(), "a worker cannot submit");
+        assert!(ask(Action::Propose(b"report"), Some("cert:w1")).is_ok());
+        assert!(ask(Action::Propose(b"report"), Some("cert:app")).is_err(), "a writer cannot report");
         assert!(
             ask(Action::ChangeMembership(&change), Some("cert:app")).is_err(),
             "write cannot change members"

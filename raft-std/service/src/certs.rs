@@ -130,6 +130,11 @@ pub fn admin_client(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("client.pem"), dir.join("client-key.pem"))
 }
 
+/// The certificate and key of client `name` (not the admin) in `dir`.
+pub fn client(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (dir.join(format!("client-{name}.pem")), dir.join(format!("client-{name}-key.pem")))
+}
+
 /// The roles file in `dir`.
 pub fn roles(dir: &Path) -> PathBuf {
     dir.join("roles")
@@ -175,11 +180,7 @@ pub fn generate(plan: &Plan) -> Result<Vec<PathBuf>, String> {
     }
     let mut clients = vec![(ADMIN.to_string(), Role::Admin, admin_client(dir))];
     for client in &plan.clients {
-        let files = (
-            dir.join(format!("client-{}.pem", client.name)),
-            dir.join(format!("client-{}-key.pem", client.name)),
-        );
-        clients.push((client.name.clone(), client.role, files));
+        clients.push((client.name.clone(), client.role, self::client(dir, &client.name)));
     }
     for (name, _, (cert, key)) in &clients {
         let mut params = leaf(name, now, until);
@@ -277,7 +278,7 @@ fn write_roles<'a>(
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
             "# Who may do what: ROLE IDENTITY per line (see raft-service's auth docs).\n\
-             # Roles: read < write < admin. Identities: cert:<certificate CN>, token-sha256:<hex digest>.\n"
+             # Roles: read < write < admin; worker: read and /worker/ endpoints. Identities: cert:<certificate CN>, token-sha256:<hex digest>.\n"
                 .to_string(),
             Roles::default(),
         ),

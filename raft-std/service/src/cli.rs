@@ -11,6 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use raft_core::{Config, NodeId};
 use raft_std::{FsyncPolicy, NodeConfig, StorageOptions, TcpConfig};
 
+use crate::auth::Role;
 use crate::certs::{ClientName, NodeHosts};
 use crate::http::Limits;
 use crate::tls::TlsFiles;
@@ -105,7 +106,7 @@ pub struct SecurityArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_ca: Option<PathBuf>,
     /// Who may do what: a roles file mapping client certificates and token digests to the
-    /// roles read, write and admin (see README).
+    /// roles read, write, worker and admin (see README).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub roles: Option<PathBuf>,
     /// Serve plain HTTP with no authentication: anyone who reaches --http may read, write and
@@ -176,6 +177,10 @@ pub struct NodePlan {
     pub fault_injection: bool,
     pub limits: Limits,
     pub security: Security,
+    /// The role a client needs for a proposal, which the leader checks again
+    /// ([`Roles::authorizer`](crate::auth::Roles::authorizer)): `write` unless the service
+    /// says otherwise from the command's bytes.
+    pub proposal_role: fn(&[u8]) -> Role,
 }
 
 impl NodeArgs {
@@ -230,6 +235,7 @@ impl NodeArgs {
             fault_injection: self.fault_injection,
             limits,
             security,
+            proposal_role: |_| Role::Write,
         })
     }
 }

@@ -20,7 +20,8 @@ use rustix::process::{kill_process, test_kill_process, Pid, Signal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::certs::{self, NodeHosts, Plan};
+use crate::auth::Role;
+use crate::certs::{self, ClientName, NodeHosts, Plan};
 use crate::cli::{ClusterCommand, ClusterDown, ClusterUp};
 use crate::node::Failure;
 
@@ -34,6 +35,9 @@ pub struct Program {
     /// What to try once the cluster is up: paths and curl options after the node's base URL,
     /// e.g. `("-X PUT", "/kv/hello -d world")`.
     pub examples: &'static [(&'static str, &'static str)],
+    /// Client certificates `up` makes besides the admin's, with their roles (a task runner's
+    /// workers, say): `<dir>/certs/client-<name>.pem` and its key.
+    pub clients: &'static [(&'static str, Role)],
 }
 
 /// What `up` started.
@@ -133,18 +137,26 @@ async fn up(args: ClusterUp, dir: PathBuf, program: &Program) -> Result<(), Fail
 /// Makes the local cluster's certificates, unless an earlier `up` did.
 fn make_certificates(certs: &Path, program: &Program, nodes: &[LocalNode]) -> Result<(), Failure> {
     let missing = nodes.iter().any(|node| !certs::node_cert(certs, node.id).exists())
-        || !certs::admin_client(certs).0.exists();
+        || !certs::admin_client(certs).0.exists()
+        || program.clients.iter().any(|(name, _)| !certs::client(certs, name).0.exists());
     if missing {
+        let clients = program.clients.iter().map(|&(name, role)| ClientName { name: name.into(), role });
         let plan = Plan {
             dir: certs.to_path_buf(),
             cluster: program.name.to_string(),
             nodes: nodes.iter().map(|node| NodeHosts { id: node.id, hosts: Vec::new() }).collect(),
-            clients: Vec::new(),
+            clients: clients.collect(),
             days: 365,
         };
         certs::generate(&plan)?;
+        let others: Vec<String> = program
+            .clients
+            .iter()
+            .map(|(name, role)| format!(", a {role} client certificate ({name})"))
+            .collect();
         say(format_args!(
-            "made a CA, node certificates and an admin client certificate in {}",
+            "made a CA, node certificates, an admin client certificate{} in {}",
+            others.concat(),
             certs.display()
         ))?;
     }

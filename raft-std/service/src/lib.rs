@@ -9,7 +9,8 @@
 //! * [`tls`]: rustls server configuration for HTTPS, client certificates verified against the
 //!   cluster's CA, and an HTTPS client for tools and tests.
 //! * [`auth`]: client identities (certificate or bearer token) mapped to the roles `read`,
-//!   `write` and `admin` by a roles file, enforced by an axum middleware.
+//!   `write`, `admin` and `worker` (for a service's worker processes) by a roles file,
+//!   enforced by an axum middleware.
 //! * [`certs`]: a CA, node certificates (URI SAN `raft://<cluster>/node/<id>`, DNS
 //!   `localhost`, IP `127.0.0.1`) and client certificates, made with rcgen.
 //! * [`cli`]: the node's command line ([`cli::NodeArgs`]) and the `cluster` and `certs`
@@ -19,6 +20,8 @@
 //!   compaction, fault injection) and the common `/status` fields.
 //! * [`ApiError`]: JSON errors with stable codes, which say what is wrong without echoing
 //!   what the client sent.
+//! * `test_support` (cargo feature `test-support`): a harness that runs a service's real
+//!   processes on loopback for its integration tests.
 //!
 //! A service adds its own routes and state machine:
 //!
@@ -37,7 +40,7 @@
 //! }
 //!
 //! const PROGRAM: raft_service::cluster::Program =
-//!     raft_service::cluster::Program { name: "echo", examples: &[("", "/hello")] };
+//!     raft_service::cluster::Program { name: "echo", examples: &[("", "/hello")], clients: &[] };
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), raft_service::node::Failure> {
@@ -65,6 +68,8 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod routes;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod tls;
 
 pub use api_error::ApiError;

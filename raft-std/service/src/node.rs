@@ -82,7 +82,17 @@ where
     M: StateMachine + 'static,
     T: Transport,
 {
-    let NodePlan { http, mut config, data, storage, tcp: _, fault_injection, mut limits, security } = plan;
+    let NodePlan {
+        http,
+        mut config,
+        data,
+        storage,
+        tcp: _,
+        fault_injection,
+        mut limits,
+        security,
+        proposal_role,
+    } = plan;
     let open_files = limits::raise_open_file_limit();
     limits.max_connections = limits::connection_cap(limits.max_connections, open_files);
     let (tls, access) = match &security {
@@ -97,7 +107,7 @@ where
         Security::Tls { files, roles } => {
             let roles = Arc::new(Roles::load(roles)?);
             // The leader checks forwarded requests against its own roles file too.
-            config.authorizer = Some(Arc::clone(&roles).authorizer());
+            config.authorizer = Some(Arc::clone(&roles).authorizer(proposal_role));
             (Some(tls::server_config(files)?), Access::Roles(roles))
         }
     };
