@@ -7,6 +7,7 @@ use bytes::Bytes;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use crate::command::Command;
 use crate::membership::Membership;
 use crate::message::Message;
 use crate::types::{Index, Instant, LogId, NodeId, RequestId, Term};
@@ -32,8 +33,8 @@ pub enum Incoming {
     Propose {
         /// Caller's tag for the outcome.
         id: RequestId,
-        /// The command, opaque to Raft.
-        command: Bytes,
+        /// The command, opaque to Raft (see [`Command`] for building one).
+        command: Command,
     },
     /// A linearizable read: `query` is run against the state machine once it has applied
     /// everything committed before the read arrived (ReadIndex, Raft thesis §6.4). Answered by

@@ -49,6 +49,7 @@ extern crate alloc;
 struct ReadmeDoctests;
 
 mod clock;
+mod command;
 mod config;
 mod event;
 mod executor;
@@ -68,6 +69,7 @@ mod vec_map;
 
 pub use bytes::Bytes;
 pub use clock::Clock;
+pub use command::Command;
 pub use config::{Config, ConfigError};
 pub use event::{
     Applied, Diagnostics, DropReason, Event, Incoming, InvalidChange, MembershipChange, MembershipError,

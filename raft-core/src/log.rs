@@ -215,10 +215,9 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn entry(term: Term, index: Index) -> Entry {
-        Entry { term, index, payload: Payload::Command(Bytes::from_static(b"x")) }
+        Entry { term, index, payload: Payload::Command(crate::Command::from_static(b"x")) }
     }
 
     fn log_of(terms: &[Term]) -> Log {

@@ -2,9 +2,9 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::command::Command;
 use crate::membership::Membership;
 
 /// Identifies a node in the cluster. `0` is reserved and never a valid node id.
@@ -100,7 +100,7 @@ pub enum Payload {
     /// Appended by every new leader so it can commit entries from earlier terms (Raft §5.4.2, §8).
     Noop,
     /// An application command, opaque to Raft.
-    Command(Bytes),
+    Command(Command),
     /// A new cluster configuration. It takes effect on every node as soon as it is appended.
     /// (Boxed: configurations are rare, and this keeps every entry small.)
     Membership(Box<Membership>),

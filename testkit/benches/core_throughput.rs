@@ -98,7 +98,8 @@ fn median(mut figures: Vec<Figure>) -> Figure {
 mod ours {
     use super::*;
     use raft_core::{
-        Bytes, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role, SnapshotInfo,
+        Command, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role,
+        SnapshotInfo,
     };
 
     struct Cluster {
@@ -177,7 +178,7 @@ mod ours {
             while cluster.applied.iter().min().copied().unwrap_or(0) < work.entries {
                 for _ in 0..work.batch {
                     id += 1;
-                    let command = Bytes::copy_from_slice(&template);
+                    let command = Command::copy_from_slice(&template);
                     cluster.nodes[0].step(Incoming::Propose { id, command });
                 }
                 cluster.pump();
@@ -193,8 +194,8 @@ mod executor {
     use super::*;
     use futures::executor::block_on;
     use raft_core::{
-        advance, Bytes, Config, Entry, Incoming, InitialState, MemState, Membership, Node, Outgoing, Payload,
-        RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+        advance, Bytes, Command, Config, Entry, Incoming, InitialState, MemState, Membership, Node, Outgoing,
+        Payload, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
     };
 
     /// Counts applied commands.
@@ -310,7 +311,7 @@ mod executor {
             while cluster.applied() < work.entries {
                 for _ in 0..work.batch {
                     id += 1;
-                    let command = Bytes::copy_from_slice(&template);
+                    let command = Command::copy_from_slice(&template);
                     cluster.nodes[0].step(Incoming::Propose { id, command });
                 }
                 cluster.pump();

@@ -401,7 +401,7 @@ impl Node {
         }
     }
 
-    fn propose(&mut self, id: RequestId, command: Bytes) {
+    fn propose(&mut self, id: RequestId, command: crate::Command) {
         match &self.role {
             RoleState::Leader(leader) if leader.transfer.is_some() => {
                 self.fail_proposal(id, ProposeError::TransferInProgress)
