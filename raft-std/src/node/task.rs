@@ -392,7 +392,7 @@ where
     fn submit(&mut self, id: RequestId, request: Request, origin: Origin, deadline: Instant) {
         self.pending.insert(id, Pending { origin, deadline });
         let input = match request {
-            Request::Propose(command) => Incoming::Propose { id, command },
+            Request::Propose(command) => Incoming::Propose { id, command: command.into() },
             Request::Read(query) => Incoming::Read { id, query },
             Request::ChangeMembership(change) => Incoming::ChangeMembership { id, change },
             Request::TransferLeadership(to) => Incoming::TransferLeadership { id, to },
