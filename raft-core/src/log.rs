@@ -127,8 +127,8 @@ impl Log {
     }
 
     /// Appends entries that continue the log (checked by the caller), in one go.
-    pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        self.entries.extend(entries);
+    pub(crate) fn extend(&mut self, mut entries: Vec<Entry>) {
+        self.entries.append(&mut entries);
         debug_assert!(self.entries.last().is_none_or(|e| e.index == self.last_index()));
     }
 

@@ -253,10 +253,8 @@ impl<B: EntryBuffer> LogStore for MemState<B> {
             }
         }
         self.log.truncate(kept);
-        for entry in entries {
-            self.push(entry.clone())?;
-        }
-        Ok(())
+        let capacity = self.log.capacity().unwrap_or(0);
+        self.log.extend_from_slice(entries).map_err(|_| MemStateError::Full { capacity })
     }
 
     async fn write_snapshot_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), MemStateError> {
