@@ -32,6 +32,9 @@ pub(super) struct LeaderState {
     pub(super) lease_revoked: bool,
     /// Reads waiting for leadership confirmation.
     pub(super) reads: VecDeque<PendingRead>,
+    /// Reads wait for round `round + 1`, which starts when the `Ready` is taken: every read
+    /// queued until then shares that one round.
+    pub(super) read_round_wanted: bool,
     /// A leadership transfer in progress.
     pub(super) transfer: Option<Transfer>,
     /// An uncommitted membership change: request and the index of its entry.
@@ -79,6 +82,7 @@ impl Node {
             lease_until: Instant::default(),
             lease_revoked: false,
             reads: VecDeque::new(),
+            read_round_wanted: false,
             transfer: None,
             change: None,
         };
@@ -157,6 +161,7 @@ impl Node {
         let heartbeat_interval = self.config.heartbeat_interval;
         let Some(state) = self.leader_state() else { return };
         state.heartbeat_deadline = now.add_millis(heartbeat_interval);
+        state.read_round_wanted = false;
         state.round = state.round.saturating_add(1);
         state.round_sent.push_back((state.round, now));
         while state.round_sent.len() > 64 {

@@ -428,6 +428,7 @@ impl Node {
             || self.log.has_unstable()
             || self.reported != (self.role(), self.term, self.leader)
             || self.replication_pending()
+            || self.read_round_wanted()
             || self.has_servable_reads()
     }
 
@@ -442,6 +443,9 @@ impl Node {
         self.collect_committed();
         let apply_to = self.applied;
         if self.is_leader() {
+            if self.read_round_wanted() {
+                self.broadcast_heartbeat();
+            }
             self.replicate();
         }
         let mut hard_state = Some(self.hard_state());

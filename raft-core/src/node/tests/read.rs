@@ -121,3 +121,37 @@ fn a_read_index_that_is_never_applied_does_not_hold_back_later_reads() {
     let ready = node.take_ready();
     assert_eq!(ready.reads, [crate::ReadyRead { id: 2, query: query("served") }]);
 }
+
+#[test]
+fn reads_queued_together_share_one_heartbeat_round() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.elect(1);
+    let node = net.nodes.get_mut(&1).unwrap();
+    for id in 1..=10 {
+        node.step(Incoming::Read { id, query: query("q") });
+    }
+    let heartbeats = |messages: &[(NodeId, Message)]| {
+        messages
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.is_empty()))
+            .count()
+    };
+    let ready = node.take_ready();
+    assert_eq!(heartbeats(&ready.messages), 2, "one round: one heartbeat per follower, for ten reads");
+    assert!(ready.reads.is_empty(), "none before a quorum answers the round");
+    let messages = ready.messages;
+    for (to, message) in messages {
+        net.wire.push_back((1, to, message));
+    }
+    net.settle();
+    assert!((1..=10).all(|id| read_outcome(&net, 1, id) == Some(Ok(query("q")))));
+
+    // A read that arrives while a round is outstanding waits for the next one.
+    let node = net.nodes.get_mut(&1).unwrap();
+    node.step(Incoming::Read { id: 11, query: query("q") });
+    let first = heartbeats(&node.take_ready().messages);
+    node.step(Incoming::Read { id: 12, query: query("q") });
+    node.step(Incoming::Read { id: 13, query: query("q") });
+    let second = heartbeats(&node.take_ready().messages);
+    assert_eq!((first, second), (2, 2), "reads 12 and 13 share the round after read 11's");
+}
