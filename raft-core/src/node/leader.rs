@@ -167,9 +167,10 @@ impl Node {
         while state.round_sent.len() > 64 {
             state.round_sent.pop_front();
         }
-        let peers: Vec<NodeId> = state.progress.keys().copied().collect();
-        for peer in peers {
+        // Peers by position, not a collected list (no allocation): sending changes no key.
+        for position in 0.. {
             let Some(state) = self.leader_state() else { return };
+            let Some(peer) = state.progress.key_at(position) else { break };
             let Some(progress) = state.progress.get_mut(&peer) else { continue };
             match progress.state {
                 ReplicationState::Probe => {
@@ -188,9 +189,10 @@ impl Node {
     /// receive still hears about a commit index it can use, without waiting for a heartbeat.
     pub(super) fn replicate(&mut self) {
         let last = self.log.last_index();
-        let RoleState::Leader(state) = &self.role else { return };
-        let peers: Vec<NodeId> = state.progress.keys().copied().collect();
-        for peer in peers {
+        // Peers by position, not a collected list (no allocation): sending changes no key.
+        for position in 0.. {
+            let RoleState::Leader(state) = &self.role else { return };
+            let Some(peer) = state.progress.key_at(position) else { break };
             let mut sent = false;
             while self.progress(peer).is_some_and(|p| p.can_send() && p.next_index <= last) {
                 self.send_append(peer, true);

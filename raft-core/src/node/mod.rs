@@ -581,12 +581,12 @@ impl Node {
     /// Recomputes the configuration in force from the log (after appends or truncation).
     fn refresh_membership(&mut self) {
         let (index, membership) = match self.log.last_membership() {
-            Some((index, m)) => (index, m.clone()),
-            None => (0, self.base_membership.clone()),
+            Some((index, m)) => (index, m),
+            None => (0, &self.base_membership),
         };
-        if index != self.membership_index || membership != self.membership {
+        if index != self.membership_index || *membership != self.membership {
+            self.membership = membership.clone();
             self.membership_index = index;
-            self.membership = membership;
             self.membership_changed();
         }
     }
