@@ -38,7 +38,8 @@ pub enum Incoming {
     },
     /// A linearizable read: `query` is run against the state machine once it has applied
     /// everything committed before the read arrived (ReadIndex, Raft thesis §6.4). Answered by
-    /// [`Event::Read`].
+    /// [`Event::Read`]. Every read a leader receives before its next [`Ready`](crate::Ready) is
+    /// taken is confirmed by the same single heartbeat round.
     Read {
         /// Caller's tag for the outcome.
         id: RequestId,
