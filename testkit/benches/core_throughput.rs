@@ -192,7 +192,6 @@ mod ours {
 /// every runtime adapter does (and as raft-rs's side appends to its `MemStorage`).
 mod executor {
     use super::*;
-    use futures::executor::block_on;
     use raft_core::{
         advance, Bytes, Command, Config, Entry, Incoming, InitialState, MemState, Membership, Node, Outgoing,
         Payload, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
@@ -230,6 +229,15 @@ mod executor {
             let bytes = from.read_to_end().await?;
             self.0 = u64::from_le_bytes(bytes.try_into().map_err(|_| RestoreError("8 bytes".into()))?);
             Ok(())
+        }
+    }
+
+    /// Polls a future that never waits (in-memory storage) once, without an executor.
+    fn ready_now<F: std::future::Future>(future: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        match std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("in-memory storage never waits"),
         }
     }
 
@@ -282,7 +290,7 @@ mod executor {
                     }
                     busy = true;
                     let (log, machine) = (&mut self.logs[i], &mut self.machines[i]);
-                    block_on(advance(node, log, machine, &mut self.out)).expect("in-memory storage");
+                    ready_now(advance(node, log, machine, &mut self.out)).expect("in-memory storage");
                     for output in self.out.drain(..) {
                         if let Outgoing::Send { to, message } = output {
                             self.wire.push_back((NODES[i], to, message));

@@ -167,7 +167,7 @@ impl Node {
 
     /// Whether a confirmed read has its index applied.
     pub(super) fn has_servable_reads(&self) -> bool {
-        self.confirmed_reads.iter().any(|r| r.index <= self.applied)
+        !self.confirmed_reads.is_empty() && self.confirmed_reads.iter().any(|r| r.index <= self.applied)
     }
 
     pub(super) fn fail_pending_reads(&mut self, reads: VecDeque<PendingRead>) {
