@@ -7,6 +7,7 @@ use bytes::Bytes;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use crate::command::Command;
 use crate::membership::Membership;
 use crate::message::Message;
 use crate::types::{Index, Instant, LogId, NodeId, RequestId, Term};
@@ -32,12 +33,13 @@ pub enum Incoming {
     Propose {
         /// Caller's tag for the outcome.
         id: RequestId,
-        /// The command, opaque to Raft.
-        command: Bytes,
+        /// The command, opaque to Raft (see [`Command`] for building one).
+        command: Command,
     },
     /// A linearizable read: `query` is run against the state machine once it has applied
     /// everything committed before the read arrived (ReadIndex, Raft thesis §6.4). Answered by
-    /// [`Event::Read`].
+    /// [`Event::Read`]. Every read a leader receives before its next [`Ready`](crate::Ready) is
+    /// taken is confirmed by the same single heartbeat round.
     Read {
         /// Caller's tag for the outcome.
         id: RequestId,

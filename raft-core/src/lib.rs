@@ -37,6 +37,23 @@
 //! let events: Vec<_> = block_on(stream::iter(ticks).into_raft_events(1, (log, machine)).collect());
 //! assert!(events.iter().all(|e| e.is_ok()));
 //! ```
+//!
+//! ## Migrating
+//!
+//! **Commands are a [`Command`], no longer a [`Bytes`]** ([`Payload::Command`],
+//! [`Incoming::Propose`]). A `Command` stores up to [`Command::INLINE`] bytes inside itself,
+//! so small commands cost no allocation and no reference counting as they are copied to
+//! peers, the log store and the messages; longer ones stay shared. The wire format (serde)
+//! is unchanged: a `Command` encodes exactly as the `Bytes` it replaces, so stored logs and
+//! running peers keep working. In code:
+//!
+//! * to propose, convert what you have: `Bytes`, `Vec<u8>`, `&'static [u8]` and
+//!   `&'static str` all convert with `.into()` (a `Bytes` longer than the inline limit is
+//!   kept as it is, not copied), or copy a slice with [`Command::copy_from_slice`];
+//! * to apply, read the command as a byte slice (`&command[..]`, or any `[u8]` method through
+//!   `Deref`), or take a `Bytes` with [`Command::to_bytes`] (a copy only when inline);
+//! * in tests, `Payload::Command(Bytes::from_static(b"x"))` becomes
+//!   `Payload::Command(Command::from_static(b"x"))`.
 #![no_std]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -49,6 +66,7 @@ extern crate alloc;
 struct ReadmeDoctests;
 
 mod clock;
+mod command;
 mod config;
 mod event;
 mod executor;
@@ -68,6 +86,7 @@ mod vec_map;
 
 pub use bytes::Bytes;
 pub use clock::Clock;
+pub use command::Command;
 pub use config::{Config, ConfigError};
 pub use event::{
     Applied, Diagnostics, DropReason, Event, Incoming, InvalidChange, MembershipChange, MembershipError,

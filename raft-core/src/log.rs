@@ -127,8 +127,8 @@ impl Log {
     }
 
     /// Appends entries that continue the log (checked by the caller), in one go.
-    pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        self.entries.extend(entries);
+    pub(crate) fn extend(&mut self, mut entries: Vec<Entry>) {
+        self.entries.append(&mut entries);
         debug_assert!(self.entries.last().is_none_or(|e| e.index == self.last_index()));
     }
 
@@ -215,10 +215,9 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn entry(term: Term, index: Index) -> Entry {
-        Entry { term, index, payload: Payload::Command(Bytes::from_static(b"x")) }
+        Entry { term, index, payload: Payload::Command(crate::Command::from_static(b"x")) }
     }
 
     fn log_of(terms: &[Term]) -> Log {

@@ -37,14 +37,14 @@ pub type StreamError<L, M> = Error<<L as LogStore>::Error, <M as StateMachine>::
 ///
 /// ```
 /// use futures::{executor::block_on, stream, StreamExt};
-/// use raft_core::{Bytes, Event, Incoming, Instant, MemState, Membership, Outgoing, RaftStreamExt};
+/// use raft_core::{Bytes, Command, Event, Incoming, Instant, MemState, Membership, Outgoing, RaftStreamExt};
 ///
 /// // A one-node cluster: it elects itself, then commits a proposal.
 /// let log: MemState = MemState::new(Membership::new([1]));
 /// let inputs = stream::iter([
 ///     Incoming::Tick(Instant::from_millis(0)),
 ///     Incoming::Tick(Instant::from_millis(500)),
-///     Incoming::Propose { id: 7, command: Bytes::from_static(b"hello") },
+///     Incoming::Propose { id: 7, command: Command::from_static(b"hello") },
 /// ]);
 /// let outputs: Vec<_> = block_on(inputs.into_raft_events(1, (log, Vec::<Bytes>::new())).collect());
 /// assert!(outputs.iter().any(|o| matches!(

@@ -2,9 +2,9 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::command::Command;
 use crate::membership::Membership;
 
 /// Identifies a node in the cluster. `0` is reserved and never a valid node id.
@@ -95,15 +95,34 @@ impl LogId {
 }
 
 /// What a log entry carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
     /// Appended by every new leader so it can commit entries from earlier terms (Raft §5.4.2, §8).
     Noop,
     /// An application command, opaque to Raft.
-    Command(Bytes),
+    Command(Command),
     /// A new cluster configuration. It takes effect on every node as soon as it is appended.
     /// (Boxed: configurations are rare, and this keeps every entry small.)
     Membership(Box<Membership>),
+}
+
+/// Entries are cloned for every peer and every stored copy: commands inline, configurations
+/// (rare) out of line, so that the common path stays a few instructions.
+impl Clone for Payload {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Payload::Noop => Payload::Noop,
+            Payload::Command(command) => Payload::Command(command.clone()),
+            Payload::Membership(membership) => Payload::Membership(clone_membership(membership)),
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn clone_membership(membership: &Membership) -> Box<Membership> {
+    Box::new(membership.clone())
 }
 
 /// One entry of the replicated log.

@@ -72,8 +72,9 @@ impl<K: Ord + Copy, V> VecMap<K, V> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
-        self.entries.iter().map(|(k, _)| k)
+    /// The `position`-th key in order, if there are that many.
+    pub(crate) fn key_at(&self, position: usize) -> Option<K> {
+        self.entries.get(position).map(|&(key, _)| key)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
@@ -108,7 +109,7 @@ mod tests {
         assert_eq!(map.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>(), [(1, "a"), (2, "B"), (3, "C")]);
         assert_eq!(map.remove(&1), Some("a"));
         map.retain(|&k, _| k != 2);
-        assert_eq!(map.keys().copied().collect::<Vec<_>>(), [3]);
+        assert_eq!((map.key_at(0), map.key_at(1)), (Some(3), None));
         assert!(map.contains_key(&3) && map.get(&2).is_none());
     }
 }

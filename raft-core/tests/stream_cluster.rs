@@ -14,7 +14,7 @@ use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use futures::{FutureExt, StreamExt};
 use raft_core::{
-    Clock, Config, Entry, Event, HardState, Incoming, Index, Instant, LogState, LogStore, MemState,
+    Clock, Command, Config, Entry, Event, HardState, Incoming, Index, Instant, LogState, LogStore, MemState,
     MemStateError, Membership, NodeId, Outgoing, RaftStreamExt, Role, SnapshotMeta,
 };
 
@@ -204,7 +204,7 @@ fn three_nodes_elect_commit_100_entries_and_restart_a_follower() {
 
     let commands: Vec<Bytes> = (0..100).map(|i| Bytes::from(format!("entry-{i}"))).collect();
     for (request, command) in commands.iter().enumerate() {
-        cluster.send(leader, Incoming::Propose { id: request as u64, command: command.clone() });
+        cluster.send(leader, Incoming::Propose { id: request as u64, command: command.clone().into() });
     }
     cluster.run_until(5_000, |c| (1..=3).all(|id| c.applied(id).len() == 100));
     for id in 1..=3 {
@@ -225,7 +225,7 @@ fn three_nodes_elect_commit_100_entries_and_restart_a_follower() {
 
     let more: Vec<Bytes> = (100..110).map(|i| Bytes::from(format!("entry-{i}"))).collect();
     for (i, command) in more.iter().enumerate() {
-        cluster.send(leader, Incoming::Propose { id: 1_000 + i as u64, command: command.clone() });
+        cluster.send(leader, Incoming::Propose { id: 1_000 + i as u64, command: command.clone().into() });
     }
     cluster.run_until(5_000, |c| c.applied(follower).len() == 110);
     let all: Vec<Bytes> = commands.iter().chain(&more).cloned().collect();
@@ -316,7 +316,7 @@ fn with_a_clock_the_node_wakes_at_its_deadlines_without_ticks() {
         }
         let elected_at = time.load(Ordering::SeqCst);
         assert!((150..300).contains(&elected_at), "elected at its election deadline, {elected_at} ms");
-        inputs.unbounded_send(Incoming::Propose { id: 9, command: Bytes::from_static(b"x") }).unwrap();
+        inputs.unbounded_send(Incoming::Propose { id: 9, command: Command::from_static(b"x") }).unwrap();
         loop {
             if let Outgoing::Event(Event::Proposal { id: 9, result }) = events.next().await.unwrap().unwrap()
             {
@@ -332,7 +332,7 @@ fn events_round_trip_through_postcard() {
     let event = Outgoing::Send { to: 2, message: raft_core::Message::TimeoutNow { term: 4 } };
     let bytes = postcard::to_allocvec(&event).unwrap();
     assert_eq!(postcard::from_bytes::<Outgoing>(&bytes).unwrap(), event);
-    let incoming = Incoming::Propose { id: 1, command: Bytes::from_static(b"x") };
+    let incoming = Incoming::Propose { id: 1, command: Command::from_static(b"x") };
     let bytes = postcard::to_allocvec(&incoming).unwrap();
     assert_eq!(postcard::from_bytes::<Incoming>(&bytes).unwrap(), incoming);
 }

@@ -206,8 +206,11 @@ fn append_frame(max_append_bytes: usize, framing: Framing) -> usize {
 /// them all encodes at least as large as several smaller ones.
 fn append_frame_len(bytes: usize, framing: Framing) -> usize {
     let command = vec![0xff; bytes.saturating_sub(24)];
-    let entries =
-        vec![Entry { term: u64::MAX, index: u64::MAX, payload: Payload::Command(Bytes::from(command)) }];
+    let entries = vec![Entry {
+        term: u64::MAX,
+        index: u64::MAX,
+        payload: Payload::Command(Bytes::from(command).into()),
+    }];
     let message = Message::AppendEntries(AppendEntries {
         term: u64::MAX,
         prev: LogId::new(u64::MAX, u64::MAX),

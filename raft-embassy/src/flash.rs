@@ -1079,7 +1079,11 @@ mod tests {
     }
 
     fn entry(term: Term, index: Index) -> Entry {
-        Entry { term, index, payload: Payload::Command(Bytes::from(alloc::format!("command {index}"))) }
+        Entry {
+            term,
+            index,
+            payload: Payload::Command(Bytes::from(alloc::format!("command {index}")).into()),
+        }
     }
 
     fn meta(term: Term, index: Index) -> SnapshotMeta {
@@ -1403,7 +1407,7 @@ mod tests {
         let boot = || Log::new(flash.clone(), config(), Membership::new([1])).unwrap();
         let mut inputs =
             vec![Incoming::Tick(Instant::from_millis(0)), Incoming::Tick(Instant::from_millis(500))];
-        let propose = |id: u64| Incoming::Propose { id, command: Bytes::from(vec![id as u8]) };
+        let propose = |id: u64| Incoming::Propose { id, command: Bytes::from(vec![id as u8]).into() };
         inputs.extend((1..=3).map(propose));
         inputs.push(Incoming::Compact);
         inputs.extend((4..=5).map(propose));

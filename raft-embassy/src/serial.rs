@@ -190,7 +190,8 @@ mod tests {
     /// A line with noise, a frame for another node, an oversized frame and a corrupted one
     /// between three good frames for node 2.
     fn noisy_line() -> Vec<u8> {
-        let entry = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from(alloc::vec![7; 300])) };
+        let entry =
+            Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from(alloc::vec![7; 300]).into()) };
         let message = Message::AppendEntries(AppendEntries {
             term: 1,
             prev: LogId::default(),

@@ -83,7 +83,7 @@ mod tests {
     type Store = RamState<4>;
 
     fn entry(term: Term, index: Index) -> Entry {
-        Entry { term, index, payload: Payload::Command(Bytes::from(alloc::format!("c{index}"))) }
+        Entry { term, index, payload: Payload::Command(Bytes::from(alloc::format!("c{index}")).into()) }
     }
 
     fn indexes(store: &Store) -> Vec<Index> {

@@ -108,7 +108,7 @@ mod tests {
             .map(|index| Entry {
                 term: 2,
                 index,
-                payload: Payload::Command(Bytes::from(alloc::vec![0u8; len])),
+                payload: Payload::Command(Bytes::from(alloc::vec![0u8; len]).into()),
             })
             .collect();
         let message = Message::AppendEntries(AppendEntries {

@@ -147,7 +147,8 @@ impl Rng {
 
 fn entry(term: Term, index: Index, rng: &mut Rng) -> Entry {
     let len = rng.below(40) as usize;
-    let payload = if len < 3 { Payload::Noop } else { Payload::Command(Bytes::from(vec![index as u8; len])) };
+    let payload =
+        if len < 3 { Payload::Noop } else { Payload::Command(Bytes::from(vec![index as u8; len]).into()) };
     Entry { term, index, payload }
 }
 

@@ -241,7 +241,7 @@ fn run(cut: Option<u64>) -> Outcome {
             let command = Bytes::copy_from_slice(&next_id.to_le_bytes());
             let target = if cut_links == [1] && next_id.is_multiple_of(3) { Some(1) } else { leader };
             if let Some(target) = target {
-                inputs[target as usize - 1].push(Incoming::Propose { id: next_id, command });
+                inputs[target as usize - 1].push(Incoming::Propose { id: next_id, command: command.into() });
                 next_id += 1;
             }
         }

@@ -249,7 +249,7 @@ fn a_cluster_over_udp_replicates_snapshots_and_rejects_forgeries() {
     let propose = |clients: &[UnboundedSender<Incoming>], to: usize, ids: std::ops::Range<u64>| {
         for id in ids {
             let command = Bytes::from(vec![id as u8; 100 + (id as usize * 37) % 200]);
-            clients[to].unbounded_send(Incoming::Propose { id, command }).unwrap();
+            clients[to].unbounded_send(Incoming::Propose { id, command: command.into() }).unwrap();
         }
     };
     propose(&clients, first, 1..31);

@@ -41,7 +41,11 @@ async fn file_state_conforms_to_the_log_store_contract() {
 type Store = FileState;
 
 fn entry(term: u64, index: u64) -> Entry {
-    Entry { term, index, payload: Payload::Command(Bytes::from(format!("command {index} of term {term}"))) }
+    Entry {
+        term,
+        index,
+        payload: Payload::Command(Bytes::from(format!("command {index} of term {term}")).into()),
+    }
 }
 
 fn entries(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {

@@ -8,10 +8,16 @@
 //! depends on it, apply committed entries, and compact their logs every 50,000 entries.
 //! raft-rs runs with pre-vote and check-quorum and, for batched rows, its own batching (all
 //! `B` entries in one propose message, `batch_append`). Figures: entries committed and
-//! applied on all three nodes per second, and bytes allocated per entry (a counting global
-//! allocator). Each row is the median of three runs.
+//! applied on all three nodes per second of the benchmark thread's CPU time, and bytes
+//! allocated per entry (a counting global allocator). Each row is the median of three runs.
 //!
-//! Run with `cargo bench -p testkit --bench core_throughput`.
+//! Our side runs twice: through the executor ([`raft_core::advance`] with a `MemState` and a
+//! state machine that counts, as every adapter runs it, and as raft-rs's side appends to its
+//! `MemStorage`), and as the bare `Node`, whose entries are only copied into a `Vec`.
+//!
+//! Run with `cargo bench -p testkit --bench core_throughput`. For profiling, arguments narrow
+//! the run down: `-- [executor | node | raft-rs ...] [PAYLOAD/BATCH...]`, e.g.
+//! `-- executor 1024/64`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
@@ -60,16 +66,28 @@ struct Figure {
     bytes_per_entry: u64,
 }
 
-/// Runs `work` (which returns the entries applied on every node) and measures it.
+/// Runs `work` and measures it: entries per second of CPU time on this thread (the benchmark
+/// is single-threaded, so on an idle machine this equals wall time; on a shared one it leaves
+/// out the time spent waiting for a core), and bytes allocated per entry.
 fn measure(entries: u64, work: impl FnOnce()) -> Figure {
     let allocated = ALLOCATED.load(Relaxed);
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     work();
-    let seconds = start.elapsed().as_secs_f64();
+    let wall = start.elapsed().as_secs_f64();
+    let seconds = match (cpu_start, thread_cpu_ns()) {
+        (Some(before), Some(after)) => (after - before) as f64 / 1e9,
+        _ => wall,
+    };
     Figure {
         per_second: entries as f64 / seconds,
         bytes_per_entry: (ALLOCATED.load(Relaxed) - allocated) / entries,
     }
+}
+
+/// CPU time this thread has run so far, in nanoseconds (Linux).
+fn thread_cpu_ns() -> Option<u64> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    schedstat.split_whitespace().next()?.parse().ok()
 }
 
 fn median(mut figures: Vec<Figure>) -> Figure {
@@ -80,7 +98,8 @@ fn median(mut figures: Vec<Figure>) -> Figure {
 mod ours {
     use super::*;
     use raft_core::{
-        Bytes, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role, SnapshotInfo,
+        Command, Config, Entry, Incoming, InitialState, Membership, Message, Node, Payload, Role,
+        SnapshotInfo,
     };
 
     struct Cluster {
@@ -159,7 +178,148 @@ mod ours {
             while cluster.applied.iter().min().copied().unwrap_or(0) < work.entries {
                 for _ in 0..work.batch {
                     id += 1;
-                    let command = Bytes::copy_from_slice(&template);
+                    let command = Command::copy_from_slice(&template);
+                    cluster.nodes[0].step(Incoming::Propose { id, command });
+                }
+                cluster.pump();
+            }
+        })
+    }
+}
+
+/// Our side through the executor: each node's Ready is carried out by [`raft_core::advance`]
+/// against a [`MemState`](raft_core::MemState) and a state machine that counts commands, as
+/// every runtime adapter does (and as raft-rs's side appends to its `MemStorage`).
+mod executor {
+    use super::*;
+    use raft_core::{
+        advance, Bytes, Command, Config, Entry, Incoming, InitialState, MemState, Membership, Node, Outgoing,
+        Payload, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+    };
+
+    /// Counts applied commands.
+    #[derive(Default)]
+    struct Counter(u64);
+
+    impl StateMachine for Counter {
+        type Error = RestoreError;
+
+        async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
+            self.0 += u64::from(matches!(entry.payload, Payload::Command(_)));
+            Ok(Bytes::new())
+        }
+
+        async fn query(&mut self, _: &[u8]) -> Result<Bytes, RestoreError> {
+            Ok(Bytes::new())
+        }
+
+        async fn build_snapshot(
+            &mut self,
+            _: &SnapshotMeta,
+            out: &mut impl SnapshotWriter,
+        ) -> Result<(), RestoreError> {
+            Ok(out.write(&self.0.to_le_bytes()).await?)
+        }
+
+        async fn restore(
+            &mut self,
+            _: &SnapshotMeta,
+            from: &mut impl SnapshotReader,
+        ) -> Result<(), RestoreError> {
+            let bytes = from.read_to_end().await?;
+            self.0 = u64::from_le_bytes(bytes.try_into().map_err(|_| RestoreError("8 bytes".into()))?);
+            Ok(())
+        }
+    }
+
+    /// Polls a future that never waits (in-memory storage) once, without an executor.
+    fn ready_now<F: std::future::Future>(future: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        match std::pin::pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("in-memory storage never waits"),
+        }
+    }
+
+    struct Cluster {
+        nodes: Vec<Node>,
+        logs: Vec<MemState>,
+        machines: Vec<Counter>,
+        out: Vec<Outgoing>,
+        wire: VecDeque<(u64, u64, raft_core::Message)>,
+    }
+
+    impl Cluster {
+        fn new() -> Self {
+            let nodes = NODES
+                .iter()
+                .map(|&id| {
+                    let initial =
+                        InitialState { bootstrap: Membership::new(NODES), ..InitialState::default() };
+                    let config = Config {
+                        seed: id,
+                        max_inflight: 256,
+                        snapshot_every: COMPACT_EVERY,
+                        ..Config::default()
+                    };
+                    let mut node = Node::new(id, config, initial).expect("valid configuration");
+                    node.step(Incoming::Tick(raft_core::Instant(0)));
+                    node
+                })
+                .collect();
+            Cluster {
+                nodes,
+                logs: NODES.iter().map(|_| MemState::new(Membership::new(NODES))).collect(),
+                machines: NODES.iter().map(|_| Counter::default()).collect(),
+                out: Vec::new(),
+                wire: VecDeque::new(),
+            }
+        }
+
+        fn applied(&self) -> u64 {
+            self.machines.iter().map(|m| m.0).min().unwrap_or(0)
+        }
+
+        /// Carries out every node's Ready and delivers every message until all are quiet.
+        fn pump(&mut self) {
+            loop {
+                let mut busy = false;
+                for (i, node) in self.nodes.iter_mut().enumerate() {
+                    if !node.has_ready() {
+                        continue;
+                    }
+                    busy = true;
+                    let (log, machine) = (&mut self.logs[i], &mut self.machines[i]);
+                    ready_now(advance(node, log, machine, &mut self.out)).expect("in-memory storage");
+                    for output in self.out.drain(..) {
+                        if let Outgoing::Send { to, message } = output {
+                            self.wire.push_back((NODES[i], to, message));
+                        }
+                    }
+                }
+                while let Some((from, to, message)) = self.wire.pop_front() {
+                    busy = true;
+                    self.nodes[(to - 1) as usize].step(Incoming::Message { from, message });
+                }
+                if !busy {
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn run(work: Workload) -> Figure {
+        let mut cluster = Cluster::new();
+        cluster.nodes[0].step(Incoming::Tick(raft_core::Instant(1_000)));
+        cluster.pump();
+        assert_eq!(cluster.nodes[0].role(), Role::Leader);
+        let template = vec![7u8; work.payload];
+        let mut id = 0;
+        measure(work.entries, || {
+            while cluster.applied() < work.entries {
+                for _ in 0..work.batch {
+                    id += 1;
+                    let command = Command::copy_from_slice(&template);
                     cluster.nodes[0].step(Incoming::Propose { id, command });
                 }
                 cluster.pump();
@@ -280,7 +440,42 @@ mod raft_rs {
     }
 }
 
+/// Command line: `[executor | node | raft-rs ...] [PAYLOAD/BATCH...]` narrows the run to some
+/// sides and rows; no arguments runs everything.
+struct Args {
+    sides: Vec<String>,
+    rows: Vec<(usize, u64)>,
+}
+
+impl Args {
+    fn parse() -> Self {
+        let mut args = Args { sides: Vec::new(), rows: Vec::new() };
+        // `cargo bench` passes `--bench`; flags are not ours.
+        for arg in std::env::args().skip(1).filter(|a| !a.starts_with('-')) {
+            let usage = "usage: core_throughput [executor | node | raft-rs ...] [PAYLOAD/BATCH...]";
+            match arg.as_str() {
+                "executor" | "node" | "raft-rs" => args.sides.push(arg),
+                row => {
+                    let (payload, batch) = row.split_once('/').expect(usage);
+                    args.rows.push((payload.parse().expect(usage), batch.parse().expect(usage)));
+                }
+            }
+        }
+        args
+    }
+
+    /// Measures `side` on `work` (median of three runs), if selected.
+    fn run(&self, side: &str, work: Workload, run: fn(Workload) -> Figure) -> Figure {
+        if self.sides.is_empty() || self.sides.iter().any(|s| s == side) {
+            median((0..3).map(|_| run(work)).collect())
+        } else {
+            Figure { per_second: f64::NAN, bytes_per_entry: 0 }
+        }
+    }
+}
+
 fn main() {
+    let args = Args::parse();
     let rows = [
         Workload { payload: 16, batch: 1, entries: 200_000 },
         Workload { payload: 16, batch: 64, entries: 2_000_000 },
@@ -290,20 +485,30 @@ fn main() {
         Workload { payload: 1024, batch: 1024, entries: 500_000 },
     ];
     println!("Core throughput: 3 nodes in one thread, in-memory storage, entries committed and applied");
-    println!("on all three nodes per second (median of 3 runs) and bytes allocated per entry.\n");
-    println!("| payload | batch | raft-core | raft-rs 0.7 | ratio | raft-core B/entry | raft-rs B/entry |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for work in rows {
-        let ours = median((0..3).map(|_| ours::run(work)).collect());
-        let theirs = median((0..3).map(|_| raft_rs::run(work)).collect());
+    println!("on all three nodes per CPU-second (median of 3 runs) and bytes allocated per entry. raft-core");
+    println!("through the executor (MemState, a counting state machine), and its bare Node (no storage).\n");
+    println!(
+        "| payload | batch | raft-core | raft-core Node | raft-rs 0.7 | ratio | Node ratio \
+         | raft-core B/entry | Node B/entry | raft-rs B/entry |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let selected =
+        rows.into_iter().filter(|w| args.rows.is_empty() || args.rows.contains(&(w.payload, w.batch)));
+    for work in selected {
+        let executor = args.run("executor", work, executor::run);
+        let node = args.run("node", work, ours::run);
+        let theirs = args.run("raft-rs", work, raft_rs::run);
         println!(
-            "| {} B | {} | {:.0} | {:.0} | {:.2}x | {} | {} |",
+            "| {} B | {} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x | {} | {} | {} |",
             work.payload,
             work.batch,
-            ours.per_second,
+            executor.per_second,
+            node.per_second,
             theirs.per_second,
-            ours.per_second / theirs.per_second,
-            ours.bytes_per_entry,
+            executor.per_second / theirs.per_second,
+            node.per_second / theirs.per_second,
+            executor.bytes_per_entry,
+            node.bytes_per_entry,
             theirs.bytes_per_entry,
         );
     }

@@ -15,8 +15,9 @@ use std::fmt;
 use std::future::Future;
 
 use raft_core::{
-    advance, start, Bytes, Config, Entry, Error, HardState, Incoming, Index, Instant, LogId, LogStore,
-    MemState, Membership, Payload, RestoreError, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+    advance, start, Bytes, Command, Config, Entry, Error, HardState, Incoming, Index, Instant, LogId,
+    LogStore, MemState, Membership, Payload, RestoreError, SnapshotMeta, SnapshotReader, SnapshotWriter,
+    StateMachine,
 };
 
 /// Makes the stores under test, and restarts them.
@@ -75,7 +76,7 @@ pub async fn check_log_store<F: StoreFactory>(mut factory: F) {
 }
 
 fn entry(term: u64, index: Index) -> Entry {
-    Entry { term, index, payload: Payload::Command(Bytes::from(format!("{index}@{term}"))) }
+    Entry { term, index, payload: Payload::Command(format!("{index}@{term}").into_bytes().into()) }
 }
 
 fn entries(term: u64, range: std::ops::RangeInclusive<Index>) -> Vec<Entry> {
@@ -235,7 +236,7 @@ impl StateMachine for Fragile {
         match &entry.payload {
             Payload::Command(command) if command == "poison" => Err(RestoreError("cannot apply this".into())),
             Payload::Command(command) => {
-                self.0.push(command.clone());
+                self.0.push(command.to_bytes());
                 Ok(Bytes::new())
             }
             _ => Ok(Bytes::new()),
@@ -270,7 +271,7 @@ async fn a_failing_state_machine_stops_the_node_and_loses_nothing<F: StoreFactor
     let mut out = Vec::new();
     advance(&mut node, &mut store, &mut machine, &mut out).await.expect("elected");
     for (id, command) in [(1, "fine"), (2, "poison"), (3, "after")] {
-        node.step(Incoming::Propose { id, command: Bytes::from_static(command.as_bytes()) });
+        node.step(Incoming::Propose { id, command: Command::from(command) });
     }
     let stopped = advance(&mut node, &mut store, &mut machine, &mut out).await;
     assert!(matches!(stopped, Err(Error::StateMachine(_))), "the node stops with the machine's error");
@@ -278,5 +279,5 @@ async fn a_failing_state_machine_stops_the_node_and_loses_nothing<F: StoreFactor
     let mut store = f.restart(store).await;
     let (last, held) = log_of(&mut store).await;
     assert_eq!(last, 4, "the no-op and the three commands are durable: nothing is lost");
-    assert_eq!(held[2].payload, Payload::Command(Bytes::from_static(b"poison")));
+    assert_eq!(held[2].payload, Payload::Command(Command::from_static(b"poison")));
 }

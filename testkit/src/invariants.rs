@@ -254,7 +254,7 @@ impl Invariants {
             Some(_) => Ok(()),
             None => {
                 let command = match &entry.payload {
-                    Payload::Command(c) => Some(c.clone()),
+                    Payload::Command(c) => Some(c.to_bytes()),
                     _ => None,
                 };
                 self.applied.insert(entry.index, AppliedEntry { digest, state, command });

@@ -16,10 +16,10 @@ use crate::digest::Digest;
 ///
 /// ```
 /// use futures::executor::block_on;
-/// use raft_core::{Bytes, Entry, Payload, StateMachine};
+/// use raft_core::{Bytes, Command, Entry, Payload, StateMachine};
 /// use testkit::KvStore;
 /// let mut kv = KvStore::default();
-/// let put = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from_static(b"x=1")) };
+/// let put = Entry { term: 1, index: 1, payload: Payload::Command(Command::from_static(b"x=1")) };
 /// block_on(kv.apply(&put)).unwrap();
 /// assert_eq!(block_on(kv.query(b"x")).unwrap(), Bytes::from_static(b"1"));
 /// assert_eq!(kv.get(b"x"), Some(&Bytes::from_static(b"1")));

@@ -69,13 +69,11 @@ impl Node {
                 .send(from, Message::AppendResponse(AppendResponse { term: self.term, round, result }));
         }
         // Skip what we already hold; at the first conflict, truncate (never below commit).
-        let mut entries = request.entries.into_iter().skip(skip).peekable();
+        let mut new = skip;
         let mut truncated = false;
-        while let Some(entry) = entries.peek() {
+        while let Some(entry) = request.entries.get(new) {
             match self.log.term_at(entry.index) {
-                Some(term) if term == entry.term => {
-                    entries.next();
-                }
+                Some(term) if term == entry.term => new += 1,
                 Some(_) if entry.index <= self.commit => {
                     // A leader contradicting a committed entry breaks Leader Completeness.
                     return self.dropped(from, DropReason::Malformed);
@@ -90,6 +88,8 @@ impl Node {
             }
         }
         let before = self.log.last_index();
+        let mut entries = request.entries;
+        entries.drain(..new);
         self.log.extend(entries);
         let appended = self.log.slice(before.saturating_add(1), self.log.last_index());
         let membership_touched =

@@ -32,6 +32,9 @@ pub(super) struct LeaderState {
     pub(super) lease_revoked: bool,
     /// Reads waiting for leadership confirmation.
     pub(super) reads: VecDeque<PendingRead>,
+    /// Reads wait for round `round + 1`, which starts when the `Ready` is taken: every read
+    /// queued until then shares that one round.
+    pub(super) read_round_wanted: bool,
     /// A leadership transfer in progress.
     pub(super) transfer: Option<Transfer>,
     /// An uncommitted membership change: request and the index of its entry.
@@ -79,6 +82,7 @@ impl Node {
             lease_until: Instant::default(),
             lease_revoked: false,
             reads: VecDeque::new(),
+            read_round_wanted: false,
             transfer: None,
             change: None,
         };
@@ -157,14 +161,16 @@ impl Node {
         let heartbeat_interval = self.config.heartbeat_interval;
         let Some(state) = self.leader_state() else { return };
         state.heartbeat_deadline = now.add_millis(heartbeat_interval);
+        state.read_round_wanted = false;
         state.round = state.round.saturating_add(1);
         state.round_sent.push_back((state.round, now));
         while state.round_sent.len() > 64 {
             state.round_sent.pop_front();
         }
-        let peers: Vec<NodeId> = state.progress.keys().copied().collect();
-        for peer in peers {
+        // Peers by position, not a collected list (no allocation): sending changes no key.
+        for position in 0.. {
             let Some(state) = self.leader_state() else { return };
+            let Some(peer) = state.progress.key_at(position) else { break };
             let Some(progress) = state.progress.get_mut(&peer) else { continue };
             match progress.state {
                 ReplicationState::Probe => {
@@ -183,9 +189,10 @@ impl Node {
     /// receive still hears about a commit index it can use, without waiting for a heartbeat.
     pub(super) fn replicate(&mut self) {
         let last = self.log.last_index();
-        let RoleState::Leader(state) = &self.role else { return };
-        let peers: Vec<NodeId> = state.progress.keys().copied().collect();
-        for peer in peers {
+        // Peers by position, not a collected list (no allocation): sending changes no key.
+        for position in 0.. {
+            let RoleState::Leader(state) = &self.role else { return };
+            let Some(peer) = state.progress.key_at(position) else { break };
             let mut sent = false;
             while self.progress(peer).is_some_and(|p| p.can_send() && p.next_index <= last) {
                 self.send_append(peer, true);

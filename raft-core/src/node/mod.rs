@@ -401,7 +401,7 @@ impl Node {
         }
     }
 
-    fn propose(&mut self, id: RequestId, command: Bytes) {
+    fn propose(&mut self, id: RequestId, command: crate::Command) {
         match &self.role {
             RoleState::Leader(leader) if leader.transfer.is_some() => {
                 self.fail_proposal(id, ProposeError::TransferInProgress)
@@ -428,6 +428,7 @@ impl Node {
             || self.log.has_unstable()
             || self.reported != (self.role(), self.term, self.leader)
             || self.replication_pending()
+            || self.read_round_wanted()
             || self.has_servable_reads()
     }
 
@@ -442,6 +443,9 @@ impl Node {
         self.collect_committed();
         let apply_to = self.applied;
         if self.is_leader() {
+            if self.read_round_wanted() {
+                self.broadcast_heartbeat();
+            }
             self.replicate();
         }
         let mut hard_state = Some(self.hard_state());
@@ -587,12 +591,12 @@ impl Node {
     /// Recomputes the configuration in force from the log (after appends or truncation).
     fn refresh_membership(&mut self) {
         let (index, membership) = match self.log.last_membership() {
-            Some((index, m)) => (index, m.clone()),
-            None => (0, self.base_membership.clone()),
+            Some((index, m)) => (index, m),
+            None => (0, &self.base_membership),
         };
-        if index != self.membership_index || membership != self.membership {
+        if index != self.membership_index || *membership != self.membership {
+            self.membership = membership.clone();
             self.membership_index = index;
-            self.membership = membership;
             self.membership_changed();
         }
     }

@@ -94,11 +94,18 @@ impl Node {
             state.reads.push_back(PendingRead { origin, round: 0 });
             return self.confirm_reads();
         }
-        // The round `broadcast_heartbeat` is about to start (rounds count heartbeats: one a
-        // millisecond would take 584 million years to reach u64::MAX).
+        // The next round, which starts when the Ready is taken (or earlier, with a heartbeat
+        // that is due): after the read arrived, as ReadIndex requires, and shared by every
+        // read that arrives until then. (Rounds count heartbeats: one a millisecond would take
+        // 584 million years to reach u64::MAX.)
         let round = state.round.saturating_add(1);
         state.reads.push_back(PendingRead { origin, round });
-        self.broadcast_heartbeat();
+        state.read_round_wanted = true;
+    }
+
+    /// Whether reads wait for a heartbeat round to start.
+    pub(super) fn read_round_wanted(&self) -> bool {
+        matches!(&self.role, super::RoleState::Leader(s) if s.read_round_wanted)
     }
 
     /// Releases reads whose round a quorum has answered, once our term has a committed entry.
@@ -160,7 +167,7 @@ impl Node {
 
     /// Whether a confirmed read has its index applied.
     pub(super) fn has_servable_reads(&self) -> bool {
-        self.confirmed_reads.iter().any(|r| r.index <= self.applied)
+        !self.confirmed_reads.is_empty() && self.confirmed_reads.iter().any(|r| r.index <= self.applied)
     }
 
     pub(super) fn fail_pending_reads(&mut self, reads: VecDeque<PendingRead>) {

@@ -134,8 +134,8 @@ impl Node {
             }
             return;
         }
-        let committed = self.membership.clone();
         if let Some((id, _)) = self.leader_state().and_then(|s| s.change.take()) {
+            let committed = self.membership.clone();
             self.ready.events.push(Event::Membership { id, result: Ok(committed) });
         }
         if !self.membership.is_voter(self.id) {

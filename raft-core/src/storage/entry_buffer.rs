@@ -27,6 +27,11 @@ pub trait EntryBuffer: Default + Send {
     /// Appends an entry; hands it back when full.
     fn push_back(&mut self, entry: Entry) -> Result<(), Entry>;
 
+    /// Appends copies of `entries`, in order; hands back the first that did not fit.
+    fn extend_from_slice(&mut self, entries: &[Entry]) -> Result<(), Entry> {
+        entries.iter().try_for_each(|entry| self.push_back(entry.clone()))
+    }
+
     /// Keeps the first `len` entries.
     fn truncate(&mut self, len: usize);
 
@@ -49,6 +54,11 @@ impl EntryBuffer for VecDeque<Entry> {
 
     fn push_back(&mut self, entry: Entry) -> Result<(), Entry> {
         VecDeque::push_back(self, entry);
+        Ok(())
+    }
+
+    fn extend_from_slice(&mut self, entries: &[Entry]) -> Result<(), Entry> {
+        self.extend(entries.iter().cloned());
         Ok(())
     }
 

@@ -18,11 +18,11 @@ use crate::types::{Entry, HardState, Index, LogId, SnapshotInfo, SnapshotMeta, T
 /// examples all use this one implementation of the log-store contract.
 ///
 /// ```
-/// use raft_core::{Bytes, Entry, HardState, LogStore, MemState, Membership, Payload};
+/// use raft_core::{Command, Entry, HardState, LogStore, MemState, Membership, Payload};
 /// use futures::executor::block_on;
 ///
 /// let mut store: MemState = MemState::new(Membership::new([1, 2, 3]));
-/// let entry = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from_static(b"x")) };
+/// let entry = Entry { term: 1, index: 1, payload: Payload::Command(Command::from_static(b"x")) };
 /// block_on(store.save_hard_state(HardState { term: 1, vote: Some(1) })).unwrap();
 /// block_on(store.write_log(None, &[entry.clone()])).unwrap();
 /// assert_eq!(block_on(store.load()).unwrap().last_index, 1);
@@ -253,10 +253,8 @@ impl<B: EntryBuffer> LogStore for MemState<B> {
             }
         }
         self.log.truncate(kept);
-        for entry in entries {
-            self.push(entry.clone())?;
-        }
-        Ok(())
+        let capacity = self.log.capacity().unwrap_or(0);
+        self.log.extend_from_slice(entries).map_err(|_| MemStateError::Full { capacity })
     }
 
     async fn write_snapshot_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), MemStateError> {
@@ -293,7 +291,7 @@ mod tests {
     use futures::executor::block_on;
 
     fn entry(term: Term, index: Index) -> Entry {
-        Entry { term, index, payload: Payload::Command(Bytes::from_static(b"c")) }
+        Entry { term, index, payload: Payload::Command(crate::Command::from_static(b"c")) }
     }
 
     fn install(store: &mut MemState, term: Term, index: Index, data: &[u8]) {

@@ -152,7 +152,7 @@ impl StateMachine for Vec<Bytes> {
 
     async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
         if let Payload::Command(command) = &entry.payload {
-            self.push(command.clone());
+            self.push(command.to_bytes());
         }
         Ok(Bytes::new())
     }

@@ -436,7 +436,7 @@ pub async fn run(
         .await?;
 
     NETWORK.isolate(first.0);
-    submit(first.0, Incoming::Propose { id: ORPHAN, command: command(ORPHAN) }).await;
+    submit(first.0, Incoming::Propose { id: ORPHAN, command: command(ORPHAN).into() }).await;
     let others: Vec<NodeId> = NODES.into_iter().filter(|&id| id != first.0).collect();
     let second =
         wait_for("a new leader", |o| o.agreed_leader(&others).filter(|&(_, term)| term > first.1)).await?;
@@ -521,7 +521,7 @@ async fn propose(leader: NodeId, ids: RangeInclusive<RequestId>) -> Result<(), F
     let mut next = *ids.start();
     for id in ids.clone() {
         while ids.contains(&next) && next < id + PROPOSAL_WINDOW {
-            submit(leader, Incoming::Propose { id: next, command: command(next) }).await;
+            submit(leader, Incoming::Propose { id: next, command: command(next).into() }).await;
             next += 1;
         }
         wait_for("a proposal to commit", |o| take(&mut o.proposals, id))

@@ -216,7 +216,8 @@ mod tests {
     use futures::executor::block_on;
 
     fn apply(store: &mut KvStore, command: &[u8]) -> Bytes {
-        let entry = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::copy_from_slice(command)) };
+        let entry =
+            Entry { term: 1, index: 1, payload: Payload::Command(Bytes::copy_from_slice(command).into()) };
         block_on(store.apply(&entry)).unwrap()
     }
 

@@ -130,7 +130,7 @@ impl<M: StateMachine> StateMachine for Directory<M> {
         match DirectoryCommand::decode(command) {
             Ok(DirectoryCommand::App(command)) => {
                 let entry =
-                    Entry { term: entry.term, index: entry.index, payload: Payload::Command(command) };
+                    Entry { term: entry.term, index: entry.index, payload: Payload::Command(command.into()) };
                 self.app.apply(&entry).await.map_err(DirectoryError::App)
             }
             Ok(DirectoryCommand::Address { id, address }) => {
@@ -232,7 +232,7 @@ mod tests {
     use std::collections::VecDeque;
 
     fn command(index: Index, bytes: Bytes) -> Entry {
-        Entry { term: 1, index, payload: Payload::Command(bytes) }
+        Entry { term: 1, index, payload: Payload::Command(bytes.into()) }
     }
 
     /// Collects a snapshot.

@@ -411,7 +411,7 @@ where
             return self.resolve(id, Err(failure));
         }
         let input = match request {
-            Request::Propose(command) => Incoming::Propose { id, command },
+            Request::Propose(command) => Incoming::Propose { id, command: command.into() },
             Request::Read(query) => Incoming::Read { id, query },
             Request::ChangeMembership(change) => Incoming::ChangeMembership { id, change },
             Request::TransferLeadership(to) => Incoming::TransferLeadership { id, to },

@@ -94,7 +94,7 @@ mod tests {
     use raft_core::{Bytes, Payload};
 
     fn entry(index: u64) -> Entry {
-        Entry { term: 2, index, payload: Payload::Command(Bytes::from(format!("command {index}"))) }
+        Entry { term: 2, index, payload: Payload::Command(Bytes::from(format!("command {index}")).into()) }
     }
 
     fn two_records() -> (Vec<u8>, usize) {

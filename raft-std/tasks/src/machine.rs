@@ -896,7 +896,7 @@ mod tests {
     }
 
     fn run(machine: &mut TaskMachine, command: Command) -> Outcome {
-        let entry = Entry { term: 1, index: 1, payload: Payload::Command(encode(&command)) };
+        let entry = Entry { term: 1, index: 1, payload: Payload::Command(encode(&command).into()) };
         postcard::from_bytes(&block_on(machine.apply(&entry)).unwrap()).unwrap()
     }
 
@@ -1040,7 +1040,8 @@ mod tests {
             assert!(matches!(refusal, Refusal::InvalidSpec(_)), "{spec:?}: {refusal:?}");
         }
         assert_eq!(machine.summary().borrow().queued, 0);
-        let garbage = Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from_static(b"\xff\xff")) };
+        let garbage =
+            Entry { term: 1, index: 1, payload: Payload::Command(Bytes::from_static(b"\xff\xff").into()) };
         let outcome: Outcome = postcard::from_bytes(&block_on(machine.apply(&garbage)).unwrap()).unwrap();
         assert!(matches!(outcome, Outcome::Invalid(_)));
     }

@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use raft_core::{
-    Applied, Bytes, Config, Entry, Event, Incoming, Instant, MemState, Membership, NodeId, Outgoing,
+    Applied, Bytes, Command, Config, Entry, Event, Incoming, Instant, MemState, Membership, NodeId, Outgoing,
     ProposeError, RaftStreamExt, RequestId, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter,
     StateMachine,
 };
@@ -299,7 +299,7 @@ type Reply = oneshot::Sender<Result<Applied, ProposeError>>;
 /// What a node's inbox carries: protocol input, or a client's proposal with its reply channel.
 enum Input {
     Raft(Incoming),
-    Propose { command: Bytes, reply: Reply },
+    Propose { command: Command, reply: Reply },
 }
 
 /// Proposals waiting for their outcome, by request id. Ids are handed out in order and
@@ -375,7 +375,7 @@ impl Cluster for OurCluster {
 impl Client for OurClient {
     async fn write(&self) {
         let (reply, outcome) = oneshot::channel();
-        let input = Input::Propose { command: Bytes::new(), reply };
+        let input = Input::Propose { command: Command::new(), reply };
         self.0.send(input).unwrap_or_else(|_| panic!("leader inbox closed"));
         outcome.await.expect("leader answered").expect("write acknowledged");
     }

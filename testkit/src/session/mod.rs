@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use raft_core::{Bytes, Entry, HardState, NodeId, Payload, RequestId};
+use raft_core::{Entry, HardState, NodeId, Payload, RequestId};
 
 use crate::command::{Command, NodeRef, OutcomeSpec};
 use crate::error::{invalid, SimError};
@@ -188,7 +188,7 @@ impl Session {
                         Entry {
                             term,
                             index,
-                            payload: Payload::Command(Bytes::from(format!("{index}@{term}"))),
+                            payload: Payload::Command(format!("{index}@{term}").into_bytes().into()),
                         }
                     })
                     .collect();

@@ -212,7 +212,7 @@ impl Simulator {
         let command = command.into();
         self.request(id, OpKind::Propose { command: command.clone() }, |req| Incoming::Propose {
             id: req,
-            command,
+            command: command.into(),
         })
     }
 

@@ -86,8 +86,8 @@ pub(super) fn config() -> Config {
     }
 }
 
-pub(super) fn cmd(text: &'static str) -> Bytes {
-    Bytes::from_static(text.as_bytes())
+pub(super) fn cmd(text: &'static str) -> crate::Command {
+    crate::Command::from(text)
 }
 
 impl Net {
@@ -221,7 +221,7 @@ impl Net {
         self.nodes.values().filter(|n| n.role() == Role::Leader).map(|n| n.id()).collect()
     }
 
-    pub(super) fn commands(&self, id: NodeId) -> Vec<Bytes> {
+    pub(super) fn commands(&self, id: NodeId) -> Vec<crate::Command> {
         self.stores[&id]
             .1
             .applied

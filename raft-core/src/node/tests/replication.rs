@@ -168,7 +168,7 @@ fn pipelining_is_bounded_by_inflight_and_byte_limits() {
     net.elect(1);
     let node = net.nodes.get_mut(&1).unwrap();
     for i in 0..50 {
-        node.step(Incoming::Propose { id: i, command: Bytes::from(vec![0u8; 40]) });
+        node.step(Incoming::Propose { id: i, command: vec![0u8; 40].into() });
     }
     let ready = node.take_ready();
     let appends: Vec<&AppendEntries> = ready

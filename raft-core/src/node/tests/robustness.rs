@@ -228,7 +228,13 @@ fn positions_that_overflow_are_dropped_not_computed() {
         append(u64::MAX, LogId::new(1, 1), vec![], 1),
     ];
     let meta = SnapshotMeta { last: LogId::new(0, 0), membership: Membership::new([1, 2, 3]) };
-    let chunk = InstallSnapshot { term: 1, meta, offset: u64::MAX, data: cmd("overflow"), done: true };
+    let chunk = InstallSnapshot {
+        term: 1,
+        meta,
+        offset: u64::MAX,
+        data: Bytes::from_static(b"overflow"),
+        done: true,
+    };
     for m in past_the_end.into_iter().chain([Message::InstallSnapshot(chunk.into())]) {
         node.step(message(2, m));
         let ready = node.take_ready();
@@ -518,7 +524,7 @@ mod random_input {
             8 => (node_id(), message(s)).prop_map(|(from, message)| Incoming::Message { from, message }),
             4 => prop_oneof![20 => 0u64..3_000, 1 => select(&EDGES[..])].prop_map(|t| Incoming::Tick(Instant(t))),
             1 => small().prop_map(|id| Incoming::Propose { id, command: cmd("p") }),
-            1 => small().prop_map(|id| Incoming::Read { id, query: cmd("q") }),
+            1 => small().prop_map(|id| Incoming::Read { id, query: cmd("q").to_bytes() }),
             2 => (small(), membership_change()).prop_map(|(id, change)| Incoming::ChangeMembership { id, change }),
             1 => (small(), node_id()).prop_map(|(id, to)| Incoming::TransferLeadership { id, to }),
             1 => Just(Incoming::Compact),

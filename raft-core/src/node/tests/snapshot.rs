@@ -105,7 +105,7 @@ fn leader_with_proposal(terms: &[Term], term: Term, index: Index, id: RequestId)
 
 fn install(node: &mut Node, last: LogId) -> Vec<Event> {
     let meta = SnapshotMeta { last, membership: Membership::new([1, 2, 3]) };
-    let chunk = InstallSnapshot { term: 9, meta, offset: 0, data: cmd("s"), done: true };
+    let chunk = InstallSnapshot { term: 9, meta, offset: 0, data: Bytes::from_static(b"s"), done: true };
     node.step(message(2, Message::InstallSnapshot(chunk.into())));
     let ready = node.take_ready();
     ready.events
@@ -172,7 +172,7 @@ fn a_snapshot_from_a_later_term_than_its_sender_is_refused() {
     // honest candidate, and entries appended after it would break the term order of the log.
     let mut node = follower_with_log(&[1], 1);
     let meta = SnapshotMeta { last: LogId::new(5, 10), membership: Membership::new([1, 2, 3]) };
-    let chunk = InstallSnapshot { term: 2, meta, offset: 0, data: cmd("s"), done: true };
+    let chunk = InstallSnapshot { term: 2, meta, offset: 0, data: Bytes::from_static(b"s"), done: true };
     node.step(message(2, Message::InstallSnapshot(chunk.into())));
     let ready = node.take_ready();
     assert!(ready.install_snapshot.is_none() && ready.snapshot_chunks.is_empty());
