@@ -2,8 +2,8 @@
 //!
 //! # Method
 //!
-//! * Three `raft-kv` processes (the binary this package builds, default flags: fsync on) on
-//!   loopback, data in a fresh directory under `target/tmp`; likewise, when an `etcd` binary is
+//! * Three `raft-kv` processes (the binary this package builds, default flags: fsync on; plain
+//!   HTTP with `--insecure`, as etcd's side is served) on loopback, data in a fresh directory under `target/tmp`; likewise, when an `etcd` binary is
 //!   installed, three etcd processes (default flags: fsync on), driven through etcd's JSON
 //!   gateway (`POST /v3/kv/put`, `POST /v3/kv/range`, base64 keys and values).
 //! * For each client count `C` and each system, a fresh cluster. Once a leader is elected and

@@ -138,6 +138,9 @@ impl Cluster {
                         .args(["--http", &client[i].to_string(), "--peers", &others.join(",")])
                         .arg("--data")
                         .arg(&data)
+                        // Plain HTTP, as etcd's side serves it: the benchmark compares the
+                        // stores, not TLS (raft-std's `tls_overhead` bench measures that).
+                        .arg("--insecure")
                         .args(&launch.raft_kv_args);
                 }
                 Kind::Etcd => {
