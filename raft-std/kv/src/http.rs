@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use raft_service::auth::Caller;
+use raft_service::consistency::ReadParams;
 use raft_service::routes::status_fields;
 use raft_service::ApiError;
 use raft_std::RaftNode;
@@ -157,23 +158,6 @@ async fn compare_and_swap(
     }
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Consistency {
-    /// Reflects every write acknowledged before the read (confirmed with the leader).
-    #[default]
-    Linearizable,
-    /// This node's current state: no round trip, may be behind.
-    Stale,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadParams {
-    #[serde(default)]
-    consistency: Consistency,
-}
-
 /// `GET /kv/{key}[?consistency=stale]`.
 async fn get_key(
     State(kv): State<Kv>,
@@ -183,10 +167,7 @@ async fn get_key(
     let key = key_from(path)?;
     let Query(ReadParams { consistency }) = params?;
     let query = machine::encode(&machine::Query::Get { key: key.clone() });
-    let answer = match consistency {
-        Consistency::Linearizable => kv.node.read(query).await?,
-        Consistency::Stale => kv.node.read_local(&query).await?,
-    };
+    let answer = consistency.read(&kv.node, query).await?;
     let value: Option<String> = decode(&answer)?;
     match value {
         Some(value) => Ok(Json(json!({ "key": key, "value": value }))),

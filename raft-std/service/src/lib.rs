@@ -63,6 +63,7 @@ pub mod auth;
 pub mod certs;
 pub mod cli;
 pub mod cluster;
+pub mod consistency;
 pub mod http;
 pub mod limits;
 pub mod metrics;

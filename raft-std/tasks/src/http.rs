@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use raft_service::auth::{Caller, Role};
+use raft_service::consistency::{Consistency, ReadParams};
 use raft_service::routes::status_fields;
 use raft_service::ApiError;
 use raft_std::RaftNode;
@@ -247,22 +248,8 @@ async fn submit(
     }
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Consistency {
-    /// Reflects every write acknowledged before the read (confirmed with the leader).
-    #[default]
-    Linearizable,
-    /// This node's current state: no round trip, may be behind.
-    Stale,
-}
-
 async fn read(app: &App, query: &machine::Query, consistency: Consistency) -> Result<Value, ApiError> {
-    let query = machine::encode(query);
-    let answer = match consistency {
-        Consistency::Linearizable => app.node.read(query).await?,
-        Consistency::Stale => app.node.read_local(&query).await?,
-    };
+    let answer = consistency.read(&app.node, machine::encode(query)).await?;
     serde_json::from_slice(&answer).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -270,13 +257,6 @@ async fn read(app: &App, query: &machine::Query, consistency: Consistency) -> Re
             format!("bad answer from the state: {e}"),
         )
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadParams {
-    #[serde(default)]
-    consistency: Consistency,
 }
 
 /// `GET /tasks/{id}[?consistency=stale]`.
