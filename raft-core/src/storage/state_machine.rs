@@ -1,6 +1,7 @@
 //! [`StateMachine`]: the application's half of a node's storage, and the chunked snapshot
 //! streams it writes to and reads from.
 
+use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -123,6 +124,33 @@ pub trait SnapshotReader: Send {
             }
             Ok(all)
         }
+    }
+}
+
+/// Collects a snapshot in memory: for tests, and for images small enough to hold whole.
+///
+/// ```
+/// use futures::executor::block_on;
+/// use raft_core::{SnapshotReader, SnapshotWriter};
+/// use std::collections::VecDeque;
+///
+/// let mut image = Vec::new();
+/// block_on(image.write(b"snap")).unwrap();
+/// block_on(image.write(b"shot")).unwrap();
+/// let mut chunks = VecDeque::from([image.into()]);
+/// assert_eq!(block_on(chunks.read_to_end()).unwrap(), b"snapshot");
+/// ```
+impl SnapshotWriter for Vec<u8> {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), SnapshotAborted> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// Reads a snapshot held in memory, one chunk at a time.
+impl SnapshotReader for VecDeque<Bytes> {
+    async fn read(&mut self) -> Result<Option<Bytes>, SnapshotAborted> {
+        Ok(self.pop_front())
     }
 }
 

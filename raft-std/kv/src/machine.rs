@@ -214,6 +214,7 @@ pub fn encode<T: Serialize>(value: &T) -> Bytes {
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use std::collections::VecDeque;
 
     fn apply(store: &mut KvStore, command: &[u8]) -> Bytes {
         let entry =
@@ -269,12 +270,14 @@ mod tests {
         let mut store = KvStore::default();
         run(&mut store, Command::Put { key: "a".into(), value: "1".into() });
         let meta = SnapshotMeta::default();
-        let mut image = Image(Vec::new());
+        let mut image = Vec::new();
         block_on(store.build_snapshot(&meta, &mut image)).unwrap();
         let mut restored = KvStore::default();
-        block_on(restored.restore(&meta, &mut Chunk(Some(Bytes::from(image.0))))).unwrap();
+        block_on(restored.restore(&meta, &mut VecDeque::from([Bytes::from(image)]))).unwrap();
         assert_eq!(get(&mut restored, "a").as_deref(), Some("1"));
-        assert!(block_on(restored.restore(&meta, &mut Chunk(Some(Bytes::from_static(b"\xff"))))).is_err());
+        assert!(
+            block_on(restored.restore(&meta, &mut VecDeque::from([Bytes::from_static(b"\xff")]))).is_err()
+        );
     }
 
     fn usage(store: &mut KvStore) -> Usage {
@@ -333,34 +336,17 @@ mod tests {
         run(&mut store, put_within("b", "123", 5));
         assert_eq!(usage(&mut store), Usage { bytes: 4, alarm: true });
         let meta = SnapshotMeta::default();
-        let mut image = Image(Vec::new());
+        let mut image = Vec::new();
         block_on(store.build_snapshot(&meta, &mut image)).unwrap();
         let mut restored = KvStore::default();
-        block_on(restored.restore(&meta, &mut Chunk(Some(Bytes::from(image.0))))).unwrap();
+        block_on(restored.restore(&meta, &mut VecDeque::from([Bytes::from(image)]))).unwrap();
         assert_eq!(usage(&mut restored), Usage { bytes: 4, alarm: true });
 
         // A snapshot taken before quotas: the entries alone.
         let legacy = encode(&BTreeMap::from([("k".to_string(), "value".to_string())]));
         let mut restored = KvStore::default();
-        block_on(restored.restore(&meta, &mut Chunk(Some(legacy)))).unwrap();
+        block_on(restored.restore(&meta, &mut VecDeque::from([legacy]))).unwrap();
         assert_eq!(usage(&mut restored), Usage { bytes: 6, alarm: false });
         assert_eq!(get(&mut restored, "k").as_deref(), Some("value"));
-    }
-
-    struct Image(Vec<u8>);
-
-    impl SnapshotWriter for Image {
-        async fn write(&mut self, chunk: &[u8]) -> Result<(), raft_core::SnapshotAborted> {
-            self.0.extend_from_slice(chunk);
-            Ok(())
-        }
-    }
-
-    struct Chunk(Option<Bytes>);
-
-    impl SnapshotReader for Chunk {
-        async fn read(&mut self) -> Result<Option<Bytes>, raft_core::SnapshotAborted> {
-            Ok(self.0.take())
-        }
     }
 }

@@ -235,29 +235,9 @@ mod tests {
         Entry { term: 1, index, payload: Payload::Command(bytes.into()) }
     }
 
-    /// Collects a snapshot.
-    struct Collect(Vec<u8>);
-
-    impl SnapshotWriter for Collect {
-        async fn write(&mut self, chunk: &[u8]) -> Result<(), SnapshotAborted> {
-            self.0.extend_from_slice(chunk);
-            Ok(())
-        }
-    }
-
     /// Streams a snapshot back in chunks of three bytes, to cross the table's boundary.
-    struct Chunks(VecDeque<Bytes>);
-
-    impl Chunks {
-        fn of(bytes: &[u8]) -> Self {
-            Chunks(bytes.chunks(3).map(Bytes::copy_from_slice).collect())
-        }
-    }
-
-    impl SnapshotReader for Chunks {
-        async fn read(&mut self) -> Result<Option<Bytes>, SnapshotAborted> {
-            Ok(self.0.pop_front())
-        }
+    fn chunks(bytes: &[u8]) -> VecDeque<Bytes> {
+        bytes.chunks(3).map(Bytes::copy_from_slice).collect()
     }
 
     fn meta() -> SnapshotMeta {
@@ -283,14 +263,14 @@ mod tests {
         assert!(matches!(DirectoryCommand::view(&app), Ok(DirectoryCommandRef::App(b"x"))));
         assert_eq!(directory.app, [Bytes::from_static(b"x")]);
 
-        let mut image = Collect(Vec::new());
+        let mut image = Vec::new();
         directory.build_snapshot(&meta(), &mut image).await.unwrap();
         let other = Addresses::default();
         let mut restored = Directory::new(Vec::<Bytes>::new(), other.clone());
-        restored.restore(&meta(), &mut Chunks::of(&image.0)).await.unwrap();
+        restored.restore(&meta(), &mut chunks(&image)).await.unwrap();
         assert_eq!(restored.app, directory.app);
         assert_eq!(other.take().get(&4).map(String::as_str), Some("127.0.0.1:7004"));
-        assert!(restored.restore(&meta(), &mut Chunks::of(b"garbage")).await.is_err());
+        assert!(restored.restore(&meta(), &mut chunks(b"garbage")).await.is_err());
     }
 
     #[tokio::test]
@@ -302,10 +282,10 @@ mod tests {
         assert!(error.to_string().contains("log entry format version 2 is not supported"), "{error}");
         assert!(directory.app.is_empty(), "an entry of an unknown version is not applied");
 
-        let mut image = Collect(Vec::new());
+        let mut image = Vec::new();
         directory.build_snapshot(&meta(), &mut image).await.unwrap();
-        image.0[4] = IMAGE_VERSION + 1;
-        let error = directory.restore(&meta(), &mut Chunks::of(&image.0)).await.unwrap_err();
+        image[4] = IMAGE_VERSION + 1;
+        let error = directory.restore(&meta(), &mut chunks(&image)).await.unwrap_err();
         assert!(error.to_string().contains("snapshot format version 2 is not supported"), "{error}");
     }
 }

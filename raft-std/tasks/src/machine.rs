@@ -880,6 +880,7 @@ pub fn encode<T: Serialize>(value: &T) -> Bytes {
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use std::collections::VecDeque;
 
     const LEASE: u64 = 1000;
     const ROOMY: Admission = Admission { max_tasks: 100, max_bytes: 1 << 20 };
@@ -1373,11 +1374,13 @@ mod tests {
         for (n, command) in commands.iter().enumerate() {
             run(&mut machine, command.clone());
             if restore_every > 0 && n % restore_every == 0 {
-                let mut image = Image(Vec::new());
+                let mut image = Vec::new();
                 block_on(machine.build_snapshot(&SnapshotMeta::default(), &mut image)).unwrap();
                 machine = TaskMachine::default();
-                block_on(machine.restore(&SnapshotMeta::default(), &mut Chunk(Some(Bytes::from(image.0)))))
-                    .unwrap();
+                block_on(
+                    machine.restore(&SnapshotMeta::default(), &mut VecDeque::from([Bytes::from(image)])),
+                )
+                .unwrap();
             }
             check_invariants(&machine.state);
         }
@@ -1467,25 +1470,8 @@ mod tests {
     fn a_damaged_snapshot_is_an_error() {
         let mut machine = TaskMachine::default();
         let restored = block_on(
-            machine.restore(&SnapshotMeta::default(), &mut Chunk(Some(Bytes::from_static(b"\xff")))),
+            machine.restore(&SnapshotMeta::default(), &mut VecDeque::from([Bytes::from_static(b"\xff")])),
         );
         assert!(restored.is_err());
-    }
-
-    struct Image(Vec<u8>);
-
-    impl SnapshotWriter for Image {
-        async fn write(&mut self, chunk: &[u8]) -> Result<(), raft_core::SnapshotAborted> {
-            self.0.extend_from_slice(chunk);
-            Ok(())
-        }
-    }
-
-    struct Chunk(Option<Bytes>);
-
-    impl SnapshotReader for Chunk {
-        async fn read(&mut self) -> Result<Option<Bytes>, raft_core::SnapshotAborted> {
-            Ok(self.0.take())
-        }
     }
 }
