@@ -23,6 +23,9 @@
 //! * [`FileState`]: a durable [`LogStore`](raft_core::LogStore) in a data directory
 //!   (segmented, checksummed log; atomic term and vote; snapshots streamed to and from files;
 //!   crash recovery that refuses to start with less than it promised).
+//! * [`FileWatch`]: whether files something was loaded from changed, and a poll loop that
+//!   loads them again (how `TlsTransport` reloads its certificates, and raft-service its
+//!   HTTPS certificate and roles file).
 //! * [`TokioClock`]: tokio's timer for raft-core's stream driver, so a node sleeps until its
 //!   next deadline; or [`ticks`] / [`with_ticks`], periodic
 //!   [`Incoming::Tick`](raft_core::Incoming::Tick) events, for those who drive raft-core's stream
@@ -176,6 +179,7 @@
 #![forbid(unsafe_code)]
 
 mod node;
+mod reload;
 mod storage;
 mod ticks;
 mod transport;
@@ -184,6 +188,7 @@ pub use node::{
     Access, Action, Authorizer, NodeConfig, RaftNode, RequestError, StartError, Status,
     DEFAULT_SNAPSHOT_EVERY,
 };
+pub use reload::FileWatch;
 pub use storage::{FileState, FsyncPolicy, StorageError, StorageOptions};
 pub use ticks::{ticks, with_ticks, TokioClock, DEFAULT_TICK};
 #[cfg(feature = "tls")]

@@ -2,8 +2,8 @@
 //! configurations, and loaded again when they change.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use raft_core::NodeId;
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, Resumption};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::identity::{certified_node, AcceptorVerifier, DialerVerifier};
 use super::{node_uri, TlsError};
+use crate::FileWatch;
 
 /// Where the PEM files are.
 #[derive(Clone, Debug)]
@@ -34,9 +35,6 @@ pub(super) struct Material {
     pub(super) retired: CancellationToken,
 }
 
-/// The files' modification times and sizes.
-type Stamp = [(Option<SystemTime>, u64); 3];
-
 /// The credentials of one node, shared by its transport, its reloader and its watcher.
 pub(super) struct Credentials {
     files: Files,
@@ -44,21 +42,15 @@ pub(super) struct Credentials {
     id: NodeId,
     current: RwLock<Arc<Material>>,
     /// The files as they were when last loaded, or tried.
-    seen: Mutex<Option<Stamp>>,
+    seen: Arc<FileWatch>,
 }
 
 impl Credentials {
     /// Loads the files for node `id` of `cluster`.
     pub(super) fn load(files: Files, cluster: String, id: NodeId) -> Result<Credentials, TlsError> {
-        let seen = stamp(&files);
+        let seen = Arc::new(FileWatch::new([&files.ca, &files.cert, &files.key]));
         let material = build(&files, &cluster, id)?;
-        Ok(Credentials {
-            files,
-            cluster,
-            id,
-            current: RwLock::new(Arc::new(material)),
-            seen: Mutex::new(seen),
-        })
+        Ok(Credentials { files, cluster, id, current: RwLock::new(Arc::new(material)), seen })
     }
 
     /// The material new connections use.
@@ -69,8 +61,7 @@ impl Credentials {
     /// Loads the files now. On success, new connections use them and connections made with
     /// the old ones close; on failure, nothing changes.
     pub(super) fn reload(&self) -> Result<(), TlsError> {
-        let seen = stamp(&self.files);
-        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = seen;
+        self.seen.mark();
         let material = build(&self.files, &self.cluster, self.id)?;
         let old = std::mem::replace(
             &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
@@ -81,32 +72,17 @@ impl Credentials {
         Ok(())
     }
 
-    /// [`reload`](Credentials::reload)s if a file changed since it was last loaded or tried.
-    fn reload_if_changed(&self) -> Result<(), TlsError> {
-        let now = stamp(&self.files);
-        if now == *self.seen.lock().unwrap_or_else(PoisonError::into_inner) {
-            return Ok(());
-        }
-        self.reload()
-    }
-
     /// Looks at the files every `every` and reloads them when they change, until dropped.
     pub(super) async fn watch(self: Arc<Self>, every: Duration) {
-        loop {
-            tokio::time::sleep(every).await;
-            let credentials = Arc::clone(&self);
-            let reloaded = tokio::task::spawn_blocking(move || credentials.reload_if_changed()).await;
-            if let Ok(Err(error)) = reloaded {
-                tracing::warn!(%error, "cannot reload the TLS credentials; keeping the current ones");
-            }
-        }
+        let files = Arc::clone(&self.seen);
+        files
+            .poll(every, move || {
+                if let Err(error) = self.reload() {
+                    tracing::warn!(%error, "cannot reload the TLS credentials; keeping the current ones");
+                }
+            })
+            .await;
     }
-}
-
-/// The files' modification times and sizes, or `None` if one cannot be looked at.
-fn stamp(files: &Files) -> Option<Stamp> {
-    let look = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
-    Some([look(&files.ca)?, look(&files.cert)?, look(&files.key)?])
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
