@@ -48,7 +48,11 @@
 //!   The file holds digests, never tokens, so it is not a secret itself; make one with
 //!   `printf %s "$TOKEN" | sha256sum`. Use long random tokens (e.g. `openssl rand -hex 32`).
 //!
-//! An identity may appear once. The file is read at start; restart the node to change it.//!
+//! An identity may appear once. The node reads the file again when it changes (it looks every
+//! `--tls-reload-ms`, 5 s by default: [`RolesFile`]), and new requests are checked against the
+//! new roles; a file with a mistake is not loaded (the node keeps the roles it has and logs a
+//! warning that names the file and the line). Write it by renaming a complete file into place.
+//!
 //! # Checked again at the leader
 //!
 //! Writes, membership changes and leadership transfers travel to the leader, which checks them
@@ -72,6 +76,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::api_error::ApiError;
 use crate::http::Peer;
+use crate::reload::Reloading;
 
 /// What a client may do (see [`Role::grants`] and the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -251,17 +256,38 @@ impl Roles {
     /// by the service's own code on a member (which the transport authenticated), not on a
     /// client's behalf, and passes.
     pub fn authorizer(self: Arc<Self>, proposal: fn(&[u8]) -> Role) -> raft_std::Authorizer {
-        raft_std::Authorizer::new(move |access| {
-            let Some(identity) = access.caller else { return Ok(()) };
-            let needed = match access.action {
-                raft_std::Action::Propose(command) => proposal(command),
-                _ => Role::Admin,
-            };
-            match self.role_of(identity) {
-                Some(role) if role.grants(needed) => Ok(()),
-                _ => Err(format!("the client needs the {needed} role for this")),
-            }
-        })
+        raft_std::Authorizer::new(move |access| self.check(access, proposal))
+    }
+
+    /// The decision of [`authorizer`](Roles::authorizer).
+    fn check(&self, access: &raft_std::Access<'_>, proposal: fn(&[u8]) -> Role) -> Result<(), String> {
+        let Some(identity) = access.caller else { return Ok(()) };
+        let needed = match access.action {
+            raft_std::Action::Propose(command) => proposal(command),
+            _ => Role::Admin,
+        };
+        match self.role_of(identity) {
+            Some(role) if role.grants(needed) => Ok(()),
+            _ => Err(format!("the client needs the {needed} role for this")),
+        }
+    }
+}
+
+/// A roles file, read again when it changes (see [`Reloading`]): what a node checks its
+/// clients against.
+pub type RolesFile = Reloading<Roles>;
+
+impl RolesFile {
+    /// Reads the roles file at `path` ([`Roles::load`]); [`watch`](Reloading::watch) it to
+    /// follow its changes.
+    pub fn open(path: &Path) -> Result<RolesFile, String> {
+        let owned = path.to_path_buf();
+        Reloading::load("the roles file", [path], move || Roles::load(&owned).map(Arc::new))
+    }
+
+    /// [`Roles::authorizer`] with the roles the file holds at each check.
+    pub fn authorizer(self: Arc<Self>, proposal: fn(&[u8]) -> Role) -> raft_std::Authorizer {
+        raft_std::Authorizer::new(move |access| self.current().check(access, proposal))
     }
 }
 
@@ -281,8 +307,9 @@ fn parse_digest(hex: &str) -> Option<[u8; 32]> {
 pub enum Access {
     /// Everyone may do everything (`--insecure`).
     Open,
-    /// Clients need credentials that the roles file maps to a large enough role.
-    Roles(Arc<Roles>),
+    /// Clients need credentials that the roles file maps to a large enough role (as the file
+    /// is when the request arrives).
+    Roles(Arc<RolesFile>),
 }
 
 /// Who made a request, as the roles file names them (`cert:NAME` for a client certificate,
@@ -315,12 +342,13 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
 /// that allowed it to the request's extensions.
 pub async fn authorize(State(access): State<Access>, mut request: Request, next: Next) -> Response {
     let Access::Roles(roles) = &access else { return next.run(request).await };
+    let roles = roles.current();
     let path = match request.extensions().get::<MatchedPath>() {
         Some(matched) => matched.as_str(),
         None => request.uri().path(),
     };
     let needed = Role::required(request.method(), path);
-    match credentials(roles, &request) {
+    match credentials(&roles, &request) {
         Ok(granted) => match granted.iter().find(|(role, _)| role.grants(needed)) {
             Some((_, caller)) => {
                 let caller = caller.clone();

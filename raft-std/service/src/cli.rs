@@ -109,6 +109,12 @@ pub struct SecurityArgs {
     /// roles read, write, worker and admin (see README).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub roles: Option<PathBuf>,
+    /// How often to look whether --tls-cert, --tls-key, --tls-ca or --roles changed, and read
+    /// them again if so, without a restart: new connections (HTTPS and Raft) use the new
+    /// certificates, new requests the new roles. Files that are not valid are not loaded (the
+    /// node keeps what it has and logs a warning). 0: never (restart to change them).
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub tls_reload_ms: u64,
     /// Serve plain HTTP with no authentication: anyone who reaches --http may read, write and
     /// change the membership. Only for tests or a network you trust; the node warns at start.
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_ca", "roles"])]
@@ -163,6 +169,9 @@ pub enum Security {
         files: TlsFiles,
         /// The roles file.
         roles: PathBuf,
+        /// How often to look whether the TLS files or the roles file changed, and reload
+        /// them (zero: never).
+        reload_every: Duration,
     },
 }
 
@@ -246,9 +255,11 @@ impl SecurityArgs {
             return Ok(Security::Insecure);
         }
         match (self.tls_cert, self.tls_key, self.roles) {
-            (Some(cert), Some(key), Some(roles)) => {
-                Ok(Security::Tls { files: TlsFiles { cert, key, client_ca: self.tls_ca }, roles })
-            }
+            (Some(cert), Some(key), Some(roles)) => Ok(Security::Tls {
+                files: TlsFiles { cert, key, client_ca: self.tls_ca },
+                roles,
+                reload_every: Duration::from_millis(self.tls_reload_ms),
+            }),
             _ => Err("no TLS material: give --tls-cert, --tls-key, --roles and usually --tls-ca (make them \
                       with the `certs` subcommand), or --insecure to serve plain HTTP without authentication \
                       on a network you trust"
@@ -397,7 +408,13 @@ mod tests {
 
         let tls = ["--tls-cert", "n.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--roles", "roles"];
         let cli = Cli::try_parse_from(NODE.iter().chain(&tls)).unwrap();
-        assert!(matches!(cli.node.plan("svc").unwrap().security, Security::Tls { .. }));
+        let reload_every = |security| match security {
+            Security::Tls { reload_every, .. } => reload_every,
+            Security::Insecure => panic!("TLS expected"),
+        };
+        assert_eq!(reload_every(cli.node.plan("svc").unwrap().security), Duration::from_secs(5));
+        let cli = Cli::try_parse_from(NODE.iter().chain(&tls).chain(&["--tls-reload-ms", "200"])).unwrap();
+        assert_eq!(reload_every(cli.node.plan("svc").unwrap().security), Duration::from_millis(200));
         assert!(Cli::try_parse_from(NODE.iter().chain(&tls).chain(&["--insecure"])).is_err());
         assert!(
             Cli::try_parse_from(NODE.iter().chain(&["--tls-cert", "n.pem"])).is_err(),

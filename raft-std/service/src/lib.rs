@@ -8,6 +8,8 @@
 //!   a maximum body size, and an accept loop that backs off on `EMFILE` instead of dying.
 //! * [`tls`]: rustls server configuration for HTTPS, client certificates verified against the
 //!   cluster's CA, and an HTTPS client for tools and tests.
+//! * [`reload`]: the TLS material and the roles file are read again when they change, without
+//!   a restart ([`reload::Reloading`]).
 //! * [`auth`]: client identities (certificate or bearer token) mapped to the roles `read`,
 //!   `write`, `admin` and `worker` (for a service's worker processes) by a roles file,
 //!   enforced by an axum middleware.
@@ -68,6 +70,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod node;
+pub mod reload;
 pub mod routes;
 #[cfg(feature = "test-support")]
 pub mod test_support;

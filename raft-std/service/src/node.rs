@@ -10,12 +10,14 @@ use raft_std::{
     Faults, FaultyTransport, FileState, RaftNode, TcpTransport, TlsConfig, TlsTransport, Transport,
 };
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tracing_subscriber::EnvFilter;
 
-use crate::auth::{self, Access, Roles};
+use crate::auth::{self, Access, RolesFile};
 use crate::cli::{NodePlan, Security};
 use crate::routes::{self, Node};
-use crate::{limits, metrics, tls};
+use crate::tls::ServerTls;
+use crate::{limits, metrics};
 
 /// An error that ends the program, with a message for the operator.
 pub type Failure = Box<dyn std::error::Error>;
@@ -37,7 +39,8 @@ pub fn init_logging() {
 ///
 /// The Raft port is mutual TLS ([`TlsTransport`]) with the node's certificate, whose URI SAN
 /// names the node and the cluster, and the CA of `--tls-ca`; with `--insecure`, plain TCP.
-/// Certificate files are reloaded when they change, without a restart.
+/// The certificate, key and CA files (for both ports) and the roles file are reloaded when
+/// they change, without a restart (looked at every `--tls-reload-ms`).
 pub async fn run<M>(plan: NodePlan, machine: M, app: impl FnOnce(&Node) -> Router) -> Result<(), Failure>
 where
     M: StateMachine + 'static,
@@ -54,13 +57,14 @@ where
             let raft = transport.local_addr();
             serve(plan, raft, transport, machine, app).await
         }
-        Security::Tls { files, .. } => {
+        Security::Tls { files, reload_every, .. } => {
             let ca = files.client_ca.clone().ok_or(
                 "the Raft port needs --tls-ca, the CA that signs the nodes' certificates (mutual TLS between nodes)",
             )?;
             let mut config =
                 TlsConfig::new(plan.tcp.cluster.clone(), listen, ca, files.cert.clone(), files.key.clone());
             config.tcp = plan.tcp.clone(); // every limit from the command line
+            config.reload_every = *reload_every;
 
             let transport =
                 TlsTransport::bind(plan.config.id, config).await.map_err(|e| cannot_listen(&e))?;
@@ -95,6 +99,8 @@ where
     } = plan;
     let open_files = limits::raise_open_file_limit();
     limits.max_connections = limits::connection_cap(limits.max_connections, open_files);
+    // Reload the TLS material and the roles file as long as the node serves.
+    let mut watchers = JoinSet::new();
     let (tls, access) = match &security {
         Security::Insecure => {
             tracing::warn!(
@@ -104,11 +110,16 @@ where
             );
             (None, Access::Open)
         }
-        Security::Tls { files, roles } => {
-            let roles = Arc::new(Roles::load(roles)?);
+        Security::Tls { files, roles, reload_every } => {
+            let roles = Arc::new(RolesFile::open(roles)?);
             // The leader checks forwarded requests against its own roles file too.
             config.authorizer = Some(Arc::clone(&roles).authorizer(proposal_role));
-            (Some(tls::server_config(files)?), Access::Roles(roles))
+            let tls = Arc::new(ServerTls::open(files)?);
+            if !reload_every.is_zero() {
+                watchers.spawn(Arc::clone(&tls).watch(*reload_every));
+                watchers.spawn(Arc::clone(&roles).watch(*reload_every));
+            }
+            (Some(tls), Access::Roles(roles))
         }
     };
     let metrics = metrics::install()?;
@@ -132,6 +143,7 @@ where
         reason = raft_node.stopped() => Err(reason.into()),
     };
     raft_node.shutdown().await;
+    watchers.abort_all();
     outcome
 }
 

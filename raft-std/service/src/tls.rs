@@ -1,6 +1,7 @@
 //! TLS with rustls (the `ring` provider, named explicitly so that the choice does not depend
 //! on which provider features other crates in the build enable): the server configuration
-//! for HTTPS, and an HTTPS client that trusts the cluster's CA.
+//! for HTTPS, reloaded when its files change ([`ServerTls`]), and an HTTPS client that trusts
+//! the cluster's CA.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::reload::Reloading;
 
 /// Where a server's TLS material is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +61,26 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The HTTPS server configuration of a node, read again from its [`TlsFiles`] when they
+/// change (see [`Reloading`]): each new connection's handshake uses the configuration last
+/// loaded; connections already made keep theirs. Files that do not make a configuration
+/// ([`server_config`] fails: one is missing or half-written, the key is not the
+/// certificate's, the CA is not a certificate) are not loaded; the node keeps serving with
+/// the configuration it has, and logs why.
+pub type ServerTls = Reloading<ServerConfig>;
+
+impl ServerTls {
+    /// Reads `files` ([`server_config`]); [`watch`](Reloading::watch) them to follow their
+    /// changes.
+    pub fn open(files: &TlsFiles) -> Result<ServerTls, String> {
+        let paths = [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()];
+        let owned = files.clone();
+        Reloading::load("the HTTPS certificate, key and client CA", paths.into_iter().flatten(), move || {
+            server_config(&owned)
+        })
+    }
 }
 
 /// The certificates in a PEM file; at least one.

@@ -29,12 +29,14 @@ use tower::ServiceExt;
 use super::body::DeadlineBody;
 use super::Limits;
 use crate::auth::ClientCertificate;
+use crate::tls::ServerTls;
 
 /// What a connection needs from its server.
 pub(super) struct Shared {
     pub(super) app: Router,
     pub(super) limits: Limits,
-    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The TLS configuration, read at each handshake (it may be reloaded meanwhile).
+    pub(super) tls: Option<Arc<ServerTls>>,
 }
 
 /// Serves one accepted connection until it ends, times out, or the server shuts down.
@@ -48,10 +50,11 @@ pub(super) async fn serve(
 ) {
     let _open = OpenGauge::new();
     let limits = &context.limits;
-    let Some(acceptor) = context.tls.clone() else {
+    let Some(tls) = &context.tls else {
         drive(stream, remote, None, &context, shutdown).await;
         return;
     };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
     let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 pub use self::body::BodyTimedOut;
 pub use self::connection::Peer;
 use self::connection::Shared;
+use crate::tls::ServerTls;
 
 /// Smallest pause after an accept error that is not the client's fault.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -69,7 +70,9 @@ impl Default for Limits {
 }
 
 /// Serves `app` on `listener` within `limits`, over TLS if `tls` is given, until `shutdown`
-/// resolves; then finishes the requests in progress (for up to 5 s) and returns.
+/// resolves; then finishes the requests in progress (for up to 5 s) and returns. Each TLS
+/// handshake uses `tls`'s current configuration: when it is reloaded, new connections use the
+/// new one, and connections already made keep the one they started with.
 ///
 /// Each request carries a [`Peer`] extension: the client's address and, over TLS with a
 /// client CA, its verified certificate.
@@ -77,16 +80,13 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let max_connections = limits.max_connections;
-    let shared = Arc::new(Shared {
-        app: app.layer(DefaultBodyLimit::max(limits.max_body_bytes)),
-        limits,
-        tls: tls.map(tokio_rustls::TlsAcceptor::from),
-    });
+    let shared =
+        Arc::new(Shared { app: app.layer(DefaultBodyLimit::max(limits.max_body_bytes)), limits, tls });
     let (stop, stopping) = watch::channel(false);
     let mut warnings = Warnings::default();
     let mut backoff = ACCEPT_BACKOFF_MIN;
