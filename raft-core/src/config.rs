@@ -44,6 +44,15 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Take a snapshot and compact the log after this many applied entries; 0 disables.
     pub snapshot_every: u64,
+    /// With `snapshot_every`, also wait until the entries applied since the last snapshot
+    /// add up to this percentage of that snapshot's size (by [`Entry::size_hint`]); 0 counts
+    /// entries only. A snapshot rewrites the whole state, so counting entries alone rewrites a
+    /// large state every `snapshot_every` small writes; with a percentage `p`, each byte of log
+    /// costs at most `100 / p` bytes of snapshot, and the log since the last snapshot stays
+    /// within `snapshot_every` entries or `p`% of the state, whichever is more.
+    ///
+    /// [`Entry::size_hint`]: crate::Entry::size_hint
+    pub snapshot_log_percent: u64,
     /// Seed for election jitter; mixed with the node id so nodes differ.
     pub seed: u64,
 }
@@ -63,6 +72,7 @@ impl Default for Config {
             max_append_bytes: 1 << 20,
             snapshot_chunk_bytes: 64 << 10,
             snapshot_every: 0,
+            snapshot_log_percent: 0,
             seed: 0,
         }
     }

@@ -139,7 +139,7 @@
 //!
 //! | what | bound | knob |
 //! | --- | --- | --- |
-//! | log in memory (raft-core's window) | the entries after the last snapshot: about `snapshot_every` applied entries, plus those not yet applied | [`NodeConfig::raft`]`.snapshot_every`, default [`DEFAULT_SNAPSHOT_EVERY`] (10,000); or [`RaftNode::compact`] |
+//! | log in memory (raft-core's window) | the entries after the last snapshot: about `snapshot_every` applied entries or `snapshot_log_percent` % of the last snapshot's size, whichever is more, plus those not yet applied | [`NodeConfig::raft`]`.snapshot_every`, default [`DEFAULT_SNAPSHOT_EVERY`] (10,000), and `.snapshot_log_percent`, default [`DEFAULT_SNAPSHOT_LOG_PERCENT`] (25); or [`RaftNode::compact`] |
 //! | log on disk | the same entries, plus the older entries of the oldest segment still needed (segments are deleted whole), so at most one [`StorageOptions::segment_bytes`] (64 MiB) more; 16 bytes of index in memory per entry on disk | [`StorageOptions::segment_bytes`] |
 //! | start-up | reads the snapshot and the log segments left; applies again only the entries after the snapshot (the in-memory bound above) | the same |
 //! | requests waiting for a node | 1,024 client requests, then 1,024 protocol inputs; a full queue makes callers wait up to their deadline | [`NodeConfig::request_timeout`] |
@@ -186,7 +186,7 @@ mod transport;
 
 pub use node::{
     Access, Action, Authorizer, NodeConfig, RaftNode, RequestError, StartError, Status,
-    DEFAULT_SNAPSHOT_EVERY,
+    DEFAULT_SNAPSHOT_EVERY, DEFAULT_SNAPSHOT_LOG_PERCENT,
 };
 pub use reload::FileWatch;
 pub use storage::{FileState, FsyncPolicy, StorageError, StorageOptions};

@@ -191,6 +191,7 @@ impl Node {
         self.base_membership = snapshot.meta.membership.clone();
         self.commit = self.commit.max(last.index);
         self.applied = last.index;
+        self.applied_bytes = 0;
         self.ready.install_snapshot = Some(snapshot.clone());
         self.snapshot = Some(snapshot);
         self.refresh_membership();

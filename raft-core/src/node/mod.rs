@@ -84,6 +84,9 @@ pub struct Node {
     proposals: VecDeque<(Index, Term, RequestId)>,
     /// The latest snapshot (its bytes are in the log store), sent to followers behind the log.
     snapshot: Option<SnapshotInfo>,
+    /// Size hints of the entries applied since `snapshot`, for the snapshot policy
+    /// ([`Config::snapshot_log_percent`]).
+    applied_bytes: u64,
     /// A snapshot arriving in chunks from the leader.
     incoming_snapshot: Option<IncomingSnapshot>,
     /// Reads sent to the leader for a read index: request → (query, give up at).
@@ -148,6 +151,7 @@ impl Node {
             rng: SplitMix64::new(seed),
             proposals: VecDeque::new(),
             snapshot: initial.snapshot,
+            applied_bytes: 0,
             incoming_snapshot: None,
             forwarded_reads: VecMap::new(),
             confirmed_reads: VecDeque::new(),
@@ -159,6 +163,7 @@ impl Node {
         };
         node.refresh_membership();
         node.reset_election_deadline();
+        node.applied_bytes = node.bytes_applied_after(snapshot_id.index);
         Ok(node)
     }
 
@@ -521,6 +526,7 @@ impl Node {
                 self.ready.events.push(Event::Proposal { id, result });
             }
         }
+        self.count_applied_bytes(self.commit);
         self.applied = self.commit;
         self.after_apply();
     }

@@ -2,7 +2,7 @@
 
 use super::Node;
 use crate::event::{DropReason, Event};
-use crate::types::{LogId, SnapshotInfo, SnapshotMeta};
+use crate::types::{Index, LogId, SnapshotInfo, SnapshotMeta};
 
 impl Node {
     /// Asks for a snapshot (policy or [`Incoming::Compact`]); [`Node::take_ready`] turns the
@@ -46,6 +46,7 @@ impl Node {
             return self.dropped(self.id, DropReason::Unexpected);
         }
         self.log.compact(last);
+        self.applied_bytes = self.bytes_applied_after(last.index);
         // Configuration entries at or below `last` left the window: the snapshot now carries
         // the configuration in force there, for when a truncation empties the window of them.
         self.base_membership = snapshot.meta.membership.clone();
@@ -53,11 +54,35 @@ impl Node {
         self.ready.events.push(Event::Compacted { through: last.index });
     }
 
-    /// Runs after entries are handed out for applying.
+    /// Adds the entries after `applied` up to `to`, about to be handed out for applying, to
+    /// the bytes the snapshot policy counts (only when it counts bytes).
+    pub(super) fn count_applied_bytes(&mut self, to: Index) {
+        if self.config.snapshot_log_percent > 0 {
+            let bytes =
+                self.log.slice(self.applied + 1, to).iter().map(|e| e.size_hint() as u64).sum::<u64>();
+            self.applied_bytes = self.applied_bytes.saturating_add(bytes);
+        }
+    }
+
+    /// The size hints of the applied entries in the window after `index`.
+    pub(super) fn bytes_applied_after(&self, index: Index) -> u64 {
+        let entries = self.log.slice(index.saturating_add(1), self.applied);
+        entries.iter().map(|e| e.size_hint() as u64).sum()
+    }
+
+    /// Runs after entries are handed out for applying: the snapshot policy
+    /// ([`Config::snapshot_every`], [`Config::snapshot_log_percent`]).
+    ///
+    /// [`Config::snapshot_every`]: crate::Config::snapshot_every
+    /// [`Config::snapshot_log_percent`]: crate::Config::snapshot_log_percent
     pub(super) fn after_apply(&mut self) {
         self.after_membership_commit();
         let every = self.config.snapshot_every;
-        if every > 0 && self.applied - self.log.snapshot_id().index >= every {
+        if every == 0 || self.applied - self.log.snapshot_id().index < every {
+            return;
+        }
+        let state = self.snapshot.as_ref().map_or(0, |s| s.size);
+        if self.applied_bytes.saturating_mul(100) >= state.saturating_mul(self.config.snapshot_log_percent) {
             self.request_snapshot();
         }
     }

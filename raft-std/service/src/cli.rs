@@ -50,6 +50,10 @@ pub struct NodeArgs {
     /// Snapshot the state and compact the log every N applied entries (0: never).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub snapshot_every: u64,
+    /// ...and only once the entries applied since the last snapshot add up to this percentage
+    /// of its size (0: count entries only), so a large state is not rewritten every N writes.
+    #[arg(long, default_value_t = raft_std::DEFAULT_SNAPSHOT_LOG_PERCENT, value_name = "PERCENT")]
+    pub snapshot_log_percent: u64,
     /// How long an HTTP request may wait for the cluster before it fails with 503.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub request_timeout_ms: u64,
@@ -216,6 +220,7 @@ impl NodeArgs {
             election_timeout_max: self.election_timeout_ms.saturating_mul(2),
             heartbeat_interval: self.heartbeat_ms,
             snapshot_every: self.snapshot_every,
+            snapshot_log_percent: self.snapshot_log_percent,
             ..Config::default()
         };
         config.raft.validate().map_err(|e| format!("invalid timeouts: {e}"))?;

@@ -16,6 +16,14 @@ use super::access::Authorizer;
 /// yet committed), and the on-disk log below that plus one log segment.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
+/// The second half of the snapshot policy [`NodeConfig::new`] sets
+/// ([`Config::snapshot_log_percent`]): past [`DEFAULT_SNAPSHOT_EVERY`] entries, a snapshot
+/// also waits until the entries applied since the last one add up to a quarter of its size.
+/// A large state is then rewritten at most once per quarter of its size in new log, never
+/// every 10,000 small writes; the log since the last snapshot stays within 10,000 entries or
+/// a quarter of the state, whichever is more.
+pub const DEFAULT_SNAPSHOT_LOG_PERCENT: u64 = 25;
+
 /// How to run one node.
 ///
 /// ```
@@ -37,9 +45,10 @@ pub struct NodeConfig {
     /// Start with an empty configuration and wait to be added to an existing cluster (see
     /// [`RaftNode::add_member`](crate::RaftNode::add_member)).
     pub join: bool,
-    /// Timeouts, limits and features of the protocol: raft-core's defaults, except
-    /// `snapshot_every`, the snapshot policy, which is [`DEFAULT_SNAPSHOT_EVERY`] (0 turns
-    /// automatic snapshots off: the log then grows until [`RaftNode::compact`] is called).
+    /// Timeouts, limits and features of the protocol: raft-core's defaults, except the
+    /// snapshot policy: `snapshot_every` is [`DEFAULT_SNAPSHOT_EVERY`] (0 turns automatic
+    /// snapshots off: the log then grows until [`RaftNode::compact`] is called) and
+    /// `snapshot_log_percent` [`DEFAULT_SNAPSHOT_LOG_PERCENT`].
     ///
     /// [`RaftNode::compact`]: crate::RaftNode::compact
     pub raft: Config,
@@ -64,7 +73,11 @@ impl NodeConfig {
             id,
             peers: BTreeMap::new(),
             join: false,
-            raft: Config { snapshot_every: DEFAULT_SNAPSHOT_EVERY, ..Config::default() },
+            raft: Config {
+                snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+                snapshot_log_percent: DEFAULT_SNAPSHOT_LOG_PERCENT,
+                ..Config::default()
+            },
             request_timeout: Duration::from_secs(5),
             catch_up_timeout: Duration::from_secs(30),
             catch_up_margin: 100,

@@ -29,7 +29,7 @@ use tracing::Instrument;
 
 pub use self::access::{Access, Action, Authorizer};
 use self::addresses::Addresses;
-pub use self::config::{NodeConfig, DEFAULT_SNAPSHOT_EVERY};
+pub use self::config::{NodeConfig, DEFAULT_SNAPSHOT_EVERY, DEFAULT_SNAPSHOT_LOG_PERCENT};
 use self::directory::{Directory, DirectoryCommand};
 pub use self::error::{RequestError, StartError};
 use self::retry::Next;

@@ -19,6 +19,33 @@ fn snapshot_policy_compacts_the_log() {
 }
 
 #[test]
+fn the_snapshot_policy_waits_for_log_bytes_in_proportion_to_the_state() {
+    // The rule tests' snapshots are 5 bytes ("state"), and an entry of a one-byte command
+    // counts 25 bytes: at 10,000 %, the log must hold 500 bytes (20 entries) past a snapshot,
+    // where `snapshot_every` alone would take one every 10 entries.
+    for (percent, gap) in [(0, 10), (10_000, 20)] {
+        let config = Config { snapshot_every: 10, snapshot_log_percent: percent, ..config() };
+        let mut net = Net::with_config(&[1, 2, 3], config);
+        net.elect(1);
+        for i in 0..60 {
+            net.step(1, Incoming::Propose { id: i, command: cmd("x") });
+            net.settle();
+        }
+        let compacted: Vec<Index> = (net.events(1).iter())
+            .filter_map(|e| match e {
+                Event::Compacted { through } => Some(*through),
+                _ => None,
+            })
+            .collect();
+        assert!(compacted.len() >= 3, "{percent} %: snapshots at {compacted:?}");
+        assert_eq!(compacted[0], 10, "the first snapshot counts entries only");
+        for pair in compacted.windows(2) {
+            assert_eq!(pair[1] - pair[0], gap, "{percent} %: snapshots at {compacted:?}");
+        }
+    }
+}
+
+#[test]
 fn lagging_follower_receives_a_chunked_snapshot_then_entries() {
     let config = Config { snapshot_every: 5, snapshot_chunk_bytes: 2, ..config() };
     let mut net = Net::with_config(&[1, 2, 3], config);
