@@ -1,14 +1,24 @@
-//! Load benchmark of `raft-kv` over HTTP, side by side with etcd.
+//! Load benchmark of `raft-kv` over HTTP, side by side with etcd, and over TLS side by side
+//! with itself over plain HTTP.
 //!
 //! # Method
 //!
 //! * Three `raft-kv` processes (the binary this package builds, default flags: fsync on; plain
-//!   HTTP with `--insecure`, as etcd's side is served) on loopback, data in a fresh directory under `target/tmp`; likewise, when an `etcd` binary is
-//!   installed, three etcd processes (default flags: fsync on), driven through etcd's JSON
-//!   gateway (`POST /v3/kv/put`, `POST /v3/kv/range`, base64 keys and values).
+//!   HTTP with `--insecure`, as etcd's side is served) on loopback, data in a fresh directory
+//!   under `target/tmp`; likewise, when an `etcd` binary is installed, three etcd processes
+//!   (default flags: fsync on), driven through etcd's JSON gateway (`POST /v3/kv/put`,
+//!   `POST /v3/kv/range`, base64 keys and values).
+//! * `raft-kv-tls` (only when `LOAD_SYSTEMS` names it): the same binary secure by default.
+//!   Each cluster's certificates are made in its directory by the binary's own
+//!   `raft-kv certs --dir <dir>/certs --node 1 --node 2 --node 3`, and each node runs with
+//!   `--tls-cert certs/node-N.pem --tls-key certs/node-N-key.pem --tls-ca certs/ca.pem
+//!   --roles certs/roles` instead of `--insecure`: HTTPS for clients, mutual TLS on the Raft
+//!   port. The load clients speak HTTPS (rustls, ring provider, as the servers) with the admin
+//!   client certificate (`client.pem`), which the roles file makes `admin`.
 //! * For each client count `C` and each system, a fresh cluster. Once a leader is elected and
 //!   has accepted a write, `C` closed-loop clients, each with one keep-alive HTTP/1.1
-//!   connection to the leader, send requests back to back:
+//!   connection to the leader (opened, and for TLS handshaken, before its first request, so
+//!   during the warm-up), send requests back to back:
 //!   1. writes of 64-byte values to distinct keys: a warm-up (its keys are kept), then the
 //!      measured window;
 //!   2. linearizable reads of the keys written during the warm-up (raft-kv: `GET /kv/{key}`;
@@ -18,26 +28,32 @@
 //!   `CPU/op` is the CPU time of the three server processes together (from
 //!   `/proc/<pid>/stat`) over the window, per successful request: steadier than throughput on
 //!   a shared machine.
-//! * The ratios are raft-kv / etcd for throughput and etcd / raft-kv for latency and CPU, so
-//!   above 1 means raft-kv is better.
+//! * One table per comparison of two systems that both ran: raft-kv vs etcd (the stores),
+//!   raft-kv-tls vs raft-kv (what TLS costs; the two run in the same invocation, alternately
+//!   first). The ratios are the first / the second for throughput and the second / the first
+//!   for latency and CPU, so above 1 means the first is better: raft-kv-tls's writes/s ratio
+//!   is 1 minus TLS's cost. With no such pair (one system), one table without ratios.
 //!
 //! The load generator runs in this process on one thread (a current-thread tokio runtime,
-//! hyper's HTTP/1.1 client), sharing the machine with the six server processes; its own CPU
-//! use is printed under the table.
+//! hyper's HTTP/1.1 client; for raft-kv-tls over tokio-rustls), sharing the machine with the
+//! server processes; its own CPU use per system, and the TLS version and cipher suite the
+//! clients negotiated, are printed under the tables. The client side of TLS costs the load
+//! generator's CPU, not the servers' `CPU/op`.
 //!
 //! # Usage
 //!
-//! `cargo bench -p raft-kv --bench load` (about 2 minutes with etcd, once built). Environment:
+//! `cargo bench -p raft-kv --bench load` (about 2 minutes with etcd, once built); the cost of
+//! TLS: `LOAD_SYSTEMS=raft-kv,raft-kv-tls`. Environment:
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `LOAD_CLIENTS` | `1,16,64,256` | client counts, one row pair each |
 //! | `LOAD_SECS` | `5` | measured seconds per phase |
 //! | `LOAD_WARMUP_SECS` | `1` | warm-up seconds per phase |
-//! | `LOAD_SYSTEMS` | `raft-kv,etcd` | which systems to run |
-//! | `LOAD_RAFT_KV` | the `raft-kv` cargo built | another `raft-kv` binary (e.g. another branch's build) |
+//! | `LOAD_SYSTEMS` | `raft-kv,etcd` | which systems to run, comma-separated: `raft-kv`, `raft-kv-tls`, `etcd` |
+//! | `LOAD_RAFT_KV` | the `raft-kv` cargo built | another `raft-kv` binary (e.g. another branch's build), for raft-kv and raft-kv-tls |
 //! | `LOAD_ETCD` | `etcd` on `PATH` | the etcd binary |
-//! | `LOAD_RAFT_KV_ARGS`, `LOAD_ETCD_ARGS` | none | extra flags for every node (split on spaces) |
+//! | `LOAD_RAFT_KV_ARGS`, `LOAD_ETCD_ARGS` | none | extra flags for every node (split on spaces; the first for raft-kv and raft-kv-tls) |
 //! | `LOAD_MEMORY` | unset | instead of the table: load this many keys into each system, then report each node's resident memory |
 //! | `LOAD_MEMORY_CLIENTS`, `LOAD_MEMORY_SECS` | `64`, `900` | clients for that load, and its time limit per system |
 //! | `LOAD_DIR` | `target/tmp` | where the clusters keep their data |
@@ -47,7 +63,6 @@
 mod procs;
 mod workload;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -57,7 +72,7 @@ use base64::Engine;
 use tokio::time::Instant;
 
 use crate::procs::{cpu_seconds, disk_bytes, rss_kib, Cluster, Kind, Launch};
-use crate::workload::{client, read_call, value, Record, Work};
+use crate::workload::{client, read_call, value, Endpoint, Record, Work};
 
 struct Settings {
     clients: Vec<usize>,
@@ -137,14 +152,18 @@ async fn run() {
     let mut systems: Vec<Kind> = match env("LOAD_SYSTEMS") {
         Some(list) => list
             .split(',')
-            .map(|name| match name.trim() {
-                "raft-kv" => Kind::RaftKv,
-                "etcd" => Kind::Etcd,
-                other => panic!("LOAD_SYSTEMS: unknown system {other:?} (raft-kv, etcd)"),
+            .map(|name| {
+                let name = name.trim();
+                Kind::ALL.into_iter().find(|kind| kind.name() == name).unwrap_or_else(|| {
+                    panic!("LOAD_SYSTEMS: unknown system {name:?} (raft-kv, raft-kv-tls, etcd)")
+                })
             })
             .collect(),
         None => vec![Kind::RaftKv, Kind::Etcd],
     };
+    for (i, kind) in systems.iter().enumerate() {
+        assert!(!systems[..i].contains(kind), "LOAD_SYSTEMS: {} twice", kind.name());
+    }
     if etcd.is_none() && systems.contains(&Kind::Etcd) {
         println!(
             "etcd not found on PATH: measuring raft-kv only. To compare, install etcd \
@@ -197,6 +216,12 @@ fn describe(settings: &Settings, launch: &Launch) {
     );
     println!("machine: {cpus} CPUs, Linux {}, load average {}", kernel.trim(), load_average());
     println!("raft-kv: {} {}", launch.raft_kv.display(), launch.raft_kv_args.join(" "));
+    if settings.systems.contains(&Kind::RaftKvTls) {
+        println!(
+            "raft-kv-tls: the same binary with --tls-cert/--tls-key/--tls-ca/--roles from `raft-kv certs` \
+             instead of --insecure: HTTPS with the admin client certificate, mutual TLS between nodes"
+        );
+    }
     if let Some(etcd) = &launch.etcd {
         if settings.systems.contains(&Kind::Etcd) {
             println!(
@@ -250,7 +275,7 @@ fn servers_cpu(pids: &[String]) -> f64 {
 /// Runs `clients` clients doing `work(id)` for a warm-up and a measured window.
 async fn phase(
     kind: Kind,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     clients: usize,
     work: impl Fn(usize) -> Work,
     pids: &[String],
@@ -258,8 +283,9 @@ async fn phase(
 ) -> (Phase, Record) {
     let measure_from = Instant::now() + settings.warmup;
     let end = measure_from + settings.measured;
-    let tasks: Vec<_> =
-        (0..clients).map(|id| tokio::spawn(client(kind, addr, id, work(id), measure_from, end))).collect();
+    let tasks: Vec<_> = (0..clients)
+        .map(|id| tokio::spawn(client(kind, endpoint.clone(), id, work(id), measure_from, end)))
+        .collect();
     tokio::time::sleep_until(measure_from).await;
     let (servers_before, me_before) = (servers_cpu(pids), cpu_seconds("self"));
     tokio::time::sleep_until(end).await;
@@ -286,14 +312,14 @@ async fn phase(
 /// Writes, then reads, on a fresh cluster of `kind` with `clients` clients.
 async fn cell(kind: Kind, clients: usize, settings: &Settings, launch: &Launch) -> Cell {
     let mut cluster = Cluster::start(kind, launch).await;
-    let addr = cluster.leader_addr();
+    let leader = cluster.leader();
     let pids: Vec<String> = cluster.pids().iter().map(u32::to_string).collect();
     let writes = |id| {
         let value = value(id);
         let value_b64 = base64::engine::general_purpose::STANDARD.encode(&value).into();
         Work::Writes { value, value_b64 }
     };
-    let (write, record) = phase(kind, addr, clients, writes, &pids, settings).await;
+    let (write, record) = phase(kind, &leader, clients, writes, &pids, settings).await;
     assert!(
         !record.warm_keys.is_empty(),
         "{}: no write succeeded during the warm-up (first error: {:?})",
@@ -301,7 +327,7 @@ async fn cell(kind: Kind, clients: usize, settings: &Settings, launch: &Launch) 
         write.first_error
     );
     let reads = Arc::new(record.warm_keys.iter().map(|key| read_call(kind, key)).collect::<Vec<_>>());
-    let (read, _) = phase(kind, addr, clients, |_| Work::Reads(reads.clone()), &pids, settings).await;
+    let (read, _) = phase(kind, &leader, clients, |_| Work::Reads(reads.clone()), &pids, settings).await;
     if let Err(e) = cluster.check_alive() {
         panic!("{e}");
     }
@@ -355,7 +381,7 @@ async fn table(settings: &Settings, launch: &Launch) {
         for kind in order {
             let cell = cell(kind, clients, settings, launch).await;
             eprintln!(
-                "{:>8}, {clients:>3} clients: {:>7} writes/s (p50 {}, p99 {}), {:>7} reads/s (p50 {}, p99 {})",
+                "{:>11}, {clients:>3} clients: {:>7} writes/s (p50 {}, p99 {}), {:>7} reads/s (p50 {}, p99 {})",
                 kind.name(),
                 thousands(cell.write.per_second),
                 millis(cell.write.p50),
@@ -369,19 +395,85 @@ async fn table(settings: &Settings, launch: &Launch) {
         cells.sort_by_key(|(kind, _)| settings.systems.iter().position(|k| k == kind));
         rows.push((clients, cells));
     }
-    print_table(settings, &rows);
+    print_tables(settings, &rows);
 }
 
 /// A figure of the table: its value, how it is shown, and whether higher is better.
 type Column = (fn(&Phase) -> f64, fn(&Phase) -> String, bool);
 
-fn print_table(settings: &Settings, rows: &[(usize, Vec<(Kind, Cell)>)]) {
-    let names: Vec<&str> = settings.systems.iter().map(|k| k.name()).collect();
-    let compare = settings.systems == [Kind::RaftKv, Kind::Etcd];
+/// The comparisons the table makes, each when both systems ran: (subject, baseline). The ratios
+/// are subject / baseline for throughput, baseline / subject for latency and CPU: above 1, the
+/// subject is better.
+const COMPARISONS: [(Kind, Kind); 2] = [(Kind::RaftKv, Kind::Etcd), (Kind::RaftKvTls, Kind::RaftKv)];
+
+/// One table per comparison that applies (or, when none does, one of every system without
+/// ratios), then the notes: the load generator's CPU, failed requests, what TLS negotiated.
+fn print_tables(settings: &Settings, rows: &[(usize, Vec<(Kind, Cell)>)]) {
+    let pairs: Vec<(Kind, Kind)> = COMPARISONS
+        .into_iter()
+        .filter(|(subject, baseline)| {
+            settings.systems.contains(subject) && settings.systems.contains(baseline)
+        })
+        .collect();
+    if pairs.is_empty() {
+        print_table(&settings.systems, false, rows);
+    }
+    for (subject, baseline) in pairs {
+        println!();
+        println!("{} vs {}:", subject.name(), baseline.name());
+        print_table(&[subject, baseline], true, rows);
+        println!();
+        println!(
+            "ratio: {s} / {b} for ops/s, {b} / {s} for latency and CPU (above 1: {s} better). \
+             CPU/op: the three server processes' CPU time per request.",
+            s = subject.name(),
+            b = baseline.name()
+        );
+    }
+    println!();
+    let busiest: Vec<String> = settings
+        .systems
+        .iter()
+        .map(|&kind| {
+            let cores = rows
+                .iter()
+                .flat_map(|(_, cells)| cells.iter().filter(|(k, _)| *k == kind))
+                .flat_map(|(_, c)| [c.write.client_cores, c.read.client_cores])
+                .fold(0.0, f64::max);
+            format!("{} {:.0}%", kind.name(), cores * 100.0)
+        })
+        .collect();
+    println!(
+        "The load generator used at most this much of one core: {}. Load average at the end: {}.",
+        busiest.join(", "),
+        load_average()
+    );
+    if let Some(tls) = workload::negotiated() {
+        println!("raft-kv-tls clients negotiated {tls}.");
+    }
+    for (clients, cells) in rows {
+        for (kind, cell) in cells {
+            for (op, phase) in [("write", &cell.write), ("read", &cell.read)] {
+                if phase.errors > 0 {
+                    println!(
+                        "{} {clients} clients, {op}s: {} failed requests (first: {})",
+                        kind.name(),
+                        phase.errors,
+                        phase.first_error.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The table of `systems`' figures side by side; with `compare`, `systems` is a (subject,
+/// baseline) pair and each figure gets a ratio column.
+fn print_table(systems: &[Kind], compare: bool, rows: &[(usize, Vec<(Kind, Cell)>)]) {
     let mut header = vec!["clients".to_string(), "op".to_string()];
     for figure in ["ops/s", "p50", "p99", "CPU/op"] {
-        for name in &names {
-            header.push(format!("{name} {figure}"));
+        for kind in systems {
+            header.push(format!("{} {figure}", kind.name()));
         }
         if compare {
             header.push("ratio".into());
@@ -392,11 +484,16 @@ fn print_table(settings: &Settings, rows: &[(usize, Vec<(Kind, Cell)>)]) {
     let align: Vec<&str> =
         header.iter().enumerate().map(|(i, _)| if i < 2 { "---" } else { "---:" }).collect();
     println!("| {} |", align.join(" | "));
-    let mut notes = Vec::new();
     for (clients, cells) in rows {
+        let cells: Vec<&Cell> = systems
+            .iter()
+            .map(|kind| {
+                cells.iter().find(|(k, _)| k == kind).map(|(_, cell)| cell).expect("a cell per system")
+            })
+            .collect();
         for op in ["write", "read"] {
             let phases: Vec<&Phase> =
-                cells.iter().map(|(_, c)| if op == "write" { &c.write } else { &c.read }).collect();
+                cells.iter().map(|c| if op == "write" { &c.write } else { &c.read }).collect();
             let mut line = vec![clients.to_string(), format!("{op}s")];
             let columns: [Column; 4] = [
                 (|p| p.per_second, |p| thousands(p.per_second), true),
@@ -412,34 +509,7 @@ fn print_table(settings: &Settings, rows: &[(usize, Vec<(Kind, Cell)>)]) {
                 }
             }
             println!("| {} |", line.join(" | "));
-            for ((kind, _), phase) in cells.iter().zip(&phases) {
-                if phase.errors > 0 {
-                    notes.push(format!(
-                        "{} {clients} clients, {op}s: {} failed requests (first: {})",
-                        kind.name(),
-                        phase.errors,
-                        phase.first_error.as_deref().unwrap_or("?")
-                    ));
-                }
-            }
         }
-    }
-    println!();
-    println!(
-        "ratio: raft-kv / etcd for ops/s, etcd / raft-kv for latency and CPU (above 1: raft-kv better). \
-         CPU/op: the three server processes' CPU time per request."
-    );
-    let busiest = rows
-        .iter()
-        .flat_map(|(_, cells)| cells.iter().flat_map(|(_, c)| [c.write.client_cores, c.read.client_cores]))
-        .fold(0.0, f64::max);
-    println!(
-        "The load generator used at most {:.0}% of one core. Load average at the end: {}.",
-        busiest * 100.0,
-        load_average()
-    );
-    for note in notes {
-        println!("{note}");
     }
 }
 
@@ -453,7 +523,7 @@ async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
     for &kind in &settings.systems {
         let mut cluster = Cluster::start(kind, launch).await;
-        let addr = cluster.leader_addr();
+        let leader = cluster.leader();
         let next = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let end = start + settings.memory_limit;
@@ -462,7 +532,7 @@ async fn memory(settings: &Settings, launch: &Launch, keys: u64) {
                 let value = value(id);
                 let value_b64 = base64::engine::general_purpose::STANDARD.encode(&value).into();
                 let work = Work::Load { next: next.clone(), limit: keys, value, value_b64 };
-                tokio::spawn(client(kind, addr, id, work, start, end))
+                tokio::spawn(client(kind, leader.clone(), id, work, start, end))
             })
             .collect();
         let mut record = Record::default();

@@ -1,6 +1,6 @@
-//! The clusters under load: three `raft-kv` or three `etcd` processes on loopback, each node
-//! a child process that is killed when its guard is dropped (and, should this process die
-//! without unwinding, by the kernel: `PR_SET_PDEATHSIG`).
+//! The clusters under load: three `raft-kv` (plain or TLS) or three `etcd` processes on
+//! loopback, each node a child process that is killed when its guard is dropped (and, should
+//! this process die without unwinding, by the kernel: `PR_SET_PDEATHSIG`).
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
@@ -10,17 +10,26 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::workload::{tls_connector, Endpoint};
+
 /// Which service a cluster runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// `raft-kv --insecure`: plain HTTP for clients, plain TCP between nodes.
     RaftKv,
+    /// The same binary secure by default: HTTPS with client certificates, mutual TLS between
+    /// nodes, certificates made by `raft-kv certs`.
+    RaftKvTls,
     Etcd,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::RaftKv, Kind::RaftKvTls, Kind::Etcd];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::RaftKv => "raft-kv",
+            Kind::RaftKvTls => "raft-kv-tls",
             Kind::Etcd => "etcd",
         }
     }
@@ -66,6 +75,8 @@ pub struct Cluster {
     /// Index in `nodes` of the leader found at start.
     pub leader: usize,
     http: reqwest::Client,
+    /// raft-kv-tls: the load clients' TLS (the admin client certificate, the cluster's CA).
+    tls: Option<tokio_rustls::TlsConnector>,
     /// Deleted on drop, except after a panic.
     dir: Option<tempfile::TempDir>,
 }
@@ -96,6 +107,26 @@ fn free_ports(count: usize) -> Vec<SocketAddr> {
     listeners.iter().map(|l| l.local_addr().expect("a bound address")).collect()
 }
 
+/// Makes a CA, certificates for nodes 1 to 3 and the admin client, and a roles file in `dir`
+/// with `raft-kv certs`.
+fn make_certs(raft_kv: &Path, dir: &Path) {
+    let out = Command::new(raft_kv)
+        .arg("certs")
+        .arg("--dir")
+        .arg(dir)
+        .args(["--node", "1", "--node", "2", "--node", "3"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} certs: {e}", raft_kv.display()));
+    assert!(
+        out.status.success(),
+        "{} certs failed ({}): {}",
+        raft_kv.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Starts `command` as a child that the kernel kills if this process dies.
 fn spawn(mut command: Command, log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("a log file");
@@ -122,6 +153,10 @@ impl Cluster {
             .expect("a temporary directory");
         let ports = free_ports(6);
         let (peer, client) = ports.split_at(3);
+        let certs = dir.path().join("certs");
+        if kind == Kind::RaftKvTls {
+            make_certs(&launch.raft_kv, &certs);
+        }
         let mut nodes = Vec::new();
         for i in 0..3 {
             let id = i + 1;
@@ -129,7 +164,7 @@ impl Cluster {
             let log = dir.path().join(format!("node{id}.log"));
             let mut command;
             match kind {
-                Kind::RaftKv => {
+                Kind::RaftKv | Kind::RaftKvTls => {
                     let others: Vec<String> =
                         (0..3).filter(|&j| j != i).map(|j| format!("{}={}", j + 1, peer[j])).collect();
                     command = Command::new(&launch.raft_kv);
@@ -137,11 +172,24 @@ impl Cluster {
                         .args(["--id", &id.to_string(), "--listen", &peer[i].to_string()])
                         .args(["--http", &client[i].to_string(), "--peers", &others.join(",")])
                         .arg("--data")
-                        .arg(&data)
-                        // Plain HTTP, as etcd's side serves it: the benchmark compares the
-                        // stores, not TLS (raft-std's `tls_overhead` bench measures that).
-                        .arg("--insecure")
-                        .args(&launch.raft_kv_args);
+                        .arg(&data);
+                    if kind == Kind::RaftKv {
+                        // Plain HTTP, as etcd's side serves it: raft-kv vs etcd compares the
+                        // stores, raft-kv-tls vs raft-kv what TLS costs.
+                        command.arg("--insecure");
+                    } else {
+                        // HTTPS for clients and mutual TLS on the Raft port.
+                        command
+                            .arg("--tls-cert")
+                            .arg(certs.join(format!("node-{id}.pem")))
+                            .arg("--tls-key")
+                            .arg(certs.join(format!("node-{id}-key.pem")))
+                            .arg("--tls-ca")
+                            .arg(certs.join("ca.pem"))
+                            .arg("--roles")
+                            .arg(certs.join("roles"));
+                    }
+                    command.args(&launch.raft_kv_args);
                 }
                 Kind::Etcd => {
                     let cluster: Vec<String> =
@@ -163,18 +211,38 @@ impl Cluster {
             let child = spawn(command, &log);
             nodes.push(Node { child, client: client[i], data, log });
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .expect("an HTTP client");
-        let mut cluster = Cluster { kind, nodes, leader: 0, http, dir: Some(dir) };
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy();
+        let mut tls = None;
+        if kind == Kind::RaftKvTls {
+            let read = |name: &str| std::fs::read(certs.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut identity = read("client.pem");
+            identity.extend(read("client-key.pem"));
+            http = http
+                .use_rustls_tls()
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(&read("ca.pem")).expect("a CA certificate"),
+                )
+                .identity(reqwest::Identity::from_pem(&identity).expect("the admin client's identity"));
+            tls = Some(tls_connector(&certs));
+        }
+        let http = http.build().expect("an HTTP client");
+        let mut cluster = Cluster { kind, nodes, leader: 0, http, tls, dir: Some(dir) };
         cluster.leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
     }
 
-    pub fn leader_addr(&self) -> SocketAddr {
-        self.nodes[self.leader].client
+    /// Where (and how) the load clients reach the leader.
+    pub fn leader(&self) -> Endpoint {
+        Endpoint { addr: self.nodes[self.leader].client, tls: self.tls.clone() }
+    }
+
+    /// `http` or `https`.
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn pids(&self) -> Vec<u32> {
@@ -193,8 +261,8 @@ impl Cluster {
     async fn status(&self, i: usize) -> Option<NodeStatus> {
         let node = &self.nodes[i];
         match self.kind {
-            Kind::RaftKv => {
-                let url = format!("http://{}/status", node.client);
+            Kind::RaftKv | Kind::RaftKvTls => {
+                let url = format!("{}://{}/status", self.scheme(), node.client);
                 let s: Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
                 Some(NodeStatus {
                     me: s["id"].as_u64()?.to_string(),
@@ -244,7 +312,9 @@ impl Cluster {
     async fn probe_write(&self, i: usize) -> bool {
         let node = &self.nodes[i];
         let request = match self.kind {
-            Kind::RaftKv => self.http.put(format!("http://{}/kv/probe", node.client)).body("probe"),
+            Kind::RaftKv | Kind::RaftKvTls => {
+                self.http.put(format!("{}://{}/kv/probe", self.scheme(), node.client)).body("probe")
+            }
             Kind::Etcd => self
                 .http
                 .post(format!("http://{}/v3/kv/put", node.client))

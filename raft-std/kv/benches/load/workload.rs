@@ -1,10 +1,11 @@
 //! The closed-loop clients: each one keeps one HTTP/1.1 keep-alive connection to the leader
-//! and sends its next request as soon as the previous answer has arrived, recording the
-//! latency of every request that started in the measured window.
+//! (over TLS for raft-kv-tls) and sends its next request as soon as the previous answer has
+//! arrived, recording the latency of every request that started in the measured window.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,8 +16,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 use crate::procs::Kind;
 
@@ -52,7 +56,7 @@ pub fn value(client: usize) -> Bytes {
 /// gateway's `POST /v3/kv/put` with base64 key and value (`value_b64` is the encoded value).
 pub fn write_call(kind: Kind, key: &str, value: &Bytes, value_b64: &str) -> Call {
     match kind {
-        Kind::RaftKv => Call {
+        Kind::RaftKv | Kind::RaftKvTls => Call {
             method: Method::PUT,
             uri: format!("/kv/{key}").parse().expect("a valid path"),
             body: value.clone(),
@@ -71,7 +75,7 @@ pub fn write_call(kind: Kind, key: &str, value: &Bytes, value_b64: &str) -> Call
 /// `POST /v3/kv/range` (linearizable unless `serializable` is set).
 pub fn read_call(kind: Kind, key: &str) -> Call {
     match kind {
-        Kind::RaftKv => Call {
+        Kind::RaftKv | Kind::RaftKvTls => Call {
             method: Method::GET,
             uri: format!("/kv/{key}").parse().expect("a valid path"),
             body: Bytes::new(),
@@ -129,15 +133,76 @@ pub enum Work {
     Load { next: Arc<AtomicU64>, limit: u64, value: Bytes, value_b64: Arc<str> },
 }
 
+/// Where the clients send their requests: the leader's client address, and for raft-kv-tls
+/// how to make TLS connections to it.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub tls: Option<TlsConnector>,
+}
+
+/// The TLS client of raft-kv-tls's load clients: rustls with the ring provider (as raft-service
+/// serves HTTPS), trusting `certs/ca.pem` and presenting the admin client certificate
+/// (`client.pem`, `client-key.pem`), all as `raft-kv certs` wrote them in `certs`.
+pub fn tls_connector(certs: &Path) -> TlsConnector {
+    let file = |name: &str| certs.join(name);
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(file("ca.pem")).expect("ca.pem") {
+        roots.add(ca.expect("a CA certificate in ca.pem")).expect("a usable CA certificate");
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file("client.pem"))
+        .expect("client.pem")
+        .collect::<Result<_, _>>()
+        .expect("certificates in client.pem");
+    let key = PrivateKeyDer::from_pem_file(file("client-key.pem")).expect("a key in client-key.pem");
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("the admin client certificate and key");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+/// What the first TLS connection negotiated (protocol version and cipher suite).
+static NEGOTIATED: OnceLock<String> = OnceLock::new();
+
+/// The TLS version and cipher suite the clients negotiated, once one has connected.
+pub fn negotiated() -> Option<&'static str> {
+    NEGOTIATED.get().map(String::as_str)
+}
+
 /// One keep-alive connection.
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
 }
 
 impl Connection {
-    async fn open(addr: SocketAddr) -> Result<Connection, String> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    /// Connects, and for TLS completes the handshake, before the first request.
+    async fn open(endpoint: &Endpoint) -> Result<Connection, String> {
+        let stream = TcpStream::connect(endpoint.addr).await.map_err(|e| format!("connect: {e}"))?;
         stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+        let Some(tls) = &endpoint.tls else {
+            return Connection::over(stream).await;
+        };
+        let name = ServerName::IpAddress(endpoint.addr.ip().into());
+        let stream = tls.connect(name, stream).await.map_err(|e| format!("TLS handshake: {e}"))?;
+        NEGOTIATED.get_or_init(|| {
+            let (_, session) = stream.get_ref();
+            let version = session.protocol_version().map_or("?".into(), |v| format!("{v:?}"));
+            let suite = session.negotiated_cipher_suite().map_or("?".into(), |s| format!("{:?}", s.suite()));
+            format!("{version}, {suite}")
+        });
+        Connection::over(stream).await
+    }
+
+    /// HTTP/1.1 over `stream`.
+    async fn over<S>(stream: S) -> Result<Connection, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
@@ -167,19 +232,21 @@ impl Connection {
     }
 }
 
-/// Runs client `id` against `addr` until `end`: requests that start before `measure_from` are
-/// the warm-up (not recorded; for writes, their keys are kept for the reads).
+/// Runs client `id` against `endpoint` until `end`: requests that start before `measure_from`
+/// are the warm-up (not recorded; for writes, their keys are kept for the reads). The client
+/// connects (TLS: and completes the handshake) before its first request, so at the start of the
+/// warm-up.
 pub async fn client(
     kind: Kind,
-    addr: SocketAddr,
+    endpoint: Endpoint,
     id: usize,
     work: Work,
     measure_from: Instant,
     end: Instant,
 ) -> Record {
-    let host = addr.to_string();
+    let host = endpoint.addr.to_string();
     let mut record = Record::default();
-    let mut connection = None;
+    let mut connection = Connection::open(&endpoint).await.ok();
     let mut seq = 0u64;
     loop {
         let start = Instant::now();
@@ -203,7 +270,7 @@ pub async fn client(
         };
         seq += 1;
         if connection.is_none() {
-            match Connection::open(addr).await {
+            match Connection::open(&endpoint).await {
                 Ok(opened) => connection = Some(opened),
                 Err(e) => {
                     record.error(measured, || e);
