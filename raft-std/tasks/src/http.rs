@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use raft_service::auth::{Caller, Role};
@@ -23,8 +23,8 @@ use tokio::time::Instant;
 
 use crate::cli::{worker_name, TasksArgs};
 use crate::machine::{
-    self, Command, Epoch, Grant, Outcome, Output, Refusal, RunResult, Spec, Summary, TaskId, TaskState,
-    MAX_WANT,
+    self, Command, Epoch, Grant, Idempotency, Outcome, Output, Refusal, RunResult, Spec, Summary, TaskId,
+    TaskState, MAX_WANT,
 };
 
 /// Longest a lease request waits for a task to be queued.
@@ -138,6 +138,15 @@ fn refused(refusal: Refusal) -> ApiError {
             ApiError::new(S::CONFLICT, "already_finished", "the task has finished already; nothing changed")
                 .with("state", state.name())
         }
+        Refusal::KeyReused { id } => ApiError::new(
+            S::CONFLICT,
+            "idempotency_key_reused",
+            format!(
+                "this Idempotency-Key was used for task {id}, which asked for another command, stdin, timeout or \
+                 max_attempts; nothing was queued: use a new key for a new task"
+            ),
+        )
+        .with("id", id.to_string()),
     }
 }
 
@@ -172,7 +181,7 @@ fn owner(caller: &Option<Caller>) -> Option<String> {
 /// (`admin`, for a client that tried).
 pub(crate) fn role_needed(proposal: &[u8]) -> Role {
     match postcard::from_bytes(proposal) {
-        Ok(Command::Submit { .. } | Command::Cancel { .. }) => Role::Write,
+        Ok(Command::Submit { .. } | Command::SubmitKeyed { .. } | Command::Cancel { .. }) => Role::Write,
         Ok(Command::Lease { .. } | Command::Heartbeat { .. } | Command::Report { .. }) => Role::Worker,
         Ok(Command::Tick { .. }) => Role::Admin,
         // The state machine refuses it anyway.
@@ -190,13 +199,34 @@ struct SubmitBody {
     max_attempts: Option<u32>,
 }
 
-/// `POST /tasks` with `{"command": [...], "stdin", "timeout_ms", "max_attempts"}`: `201 {"id"}`.
+/// The header that carries a submission's idempotency key (the IETF httpapi draft's name).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The submission's idempotency key, if it has one: the header's value, byte for byte.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let bad = |reason: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", reason);
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(bad("give one Idempotency-Key header, not several".into()));
+    }
+    let key = value.to_str().map_err(|_| bad("an idempotency key is printable ASCII (space to ~)".into()))?;
+    machine::check_key(key).map_err(bad)?;
+    Ok(Some(key.to_string()))
+}
+
+/// `POST /tasks` with `{"command": [...], "stdin", "timeout_ms", "max_attempts"}`: `201 {"id"}`;
+/// with an `Idempotency-Key` header that a kept task was submitted with (by the same
+/// identity), `200 {"id", "duplicate": true}` and nothing queued, or `409
+/// idempotency_key_reused` if that task was another.
 async fn submit(
     State(app): State<App>,
     caller: Option<Caller>,
+    headers: HeaderMap,
     body: Result<Json<SubmitBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
+    let key = idempotency_key(&headers)?;
     let settings = &app.settings;
     if body.command.is_empty() {
         return Err(ApiError::new(
@@ -242,8 +272,19 @@ async fn submit(
         max_attempts: body.max_attempts.unwrap_or(settings.default_max_attempts),
     };
     spec.check().map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", reason))?;
-    match write(&app, caller, &Command::Submit { spec, admission: settings.admission() }).await? {
+    let admission = settings.admission();
+    let command = match key {
+        None => Command::Submit { spec, admission },
+        Some(key) => {
+            let idempotency = Idempotency { owner: owner(&caller), key, digest: spec.digest() };
+            Command::SubmitKeyed { spec, admission, idempotency }
+        }
+    };
+    match write(&app, caller, &command).await? {
         Outcome::Submitted { id } => Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string() })))),
+        Outcome::AlreadySubmitted { id } => {
+            Ok((StatusCode::OK, Json(json!({ "id": id.to_string(), "duplicate": true }))))
+        }
         outcome => Err(unexpected(outcome)),
     }
 }

@@ -38,6 +38,19 @@
 //! lasts at least `lease_ms` of the leader's time after the tick following its renewal, and at
 //! most that plus the interval between ticks; while no leader ticks, no lease expires, which
 //! gives workers the election to find the new leader.
+//!
+//! # Idempotent submission
+//!
+//! A submission may carry an idempotency key ([`Command::SubmitKeyed`]), scoped to the
+//! identity that submitted it (the caller's name, which the accepting node writes into the
+//! command as it does a worker's for leases; `None`, one scope shared by everyone, on nodes
+//! that authenticate nobody). While a task submitted with the same key in the same scope is
+//! kept — queued, running, or finished and not yet dropped by the retention limits — a
+//! submission with that key creates nothing: it is answered with that task's id
+//! ([`Outcome::AlreadySubmitted`]) if it asks for the same task (the same [`Spec::digest`]),
+//! and refused ([`Refusal::KeyReused`]) if not. The key lives on the task record and goes with
+//! it; the index from keys to tasks is rebuilt from the tasks on restore, so it is never
+//! larger than the tasks kept. A retry after its task was dropped queues a new task.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +70,11 @@ pub type Epoch = u64;
 pub const MAX_ATTEMPTS: u32 = 100;
 /// Most tasks one lease request takes.
 pub const MAX_WANT: u32 = 64;
+/// Longest idempotency key, in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+
+/// A digest (SHA-256) of what a submission asks for: see [`Spec::digest`].
+pub type Digest = [u8; 32];
 
 /// What to run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +114,38 @@ impl Spec {
         }
         Ok(())
     }
+
+    /// The digest of the task asked for — program, arguments, stdin, timeout and attempts, as
+    /// the accepting node resolved them (defaults filled in) — that an idempotency key is bound
+    /// to: a retry must ask for the same task. It hashes the spec's postcard encoding, so a
+    /// field added to [`Spec`] changes digests (a retry across that upgrade would be refused).
+    pub fn digest(&self) -> Digest {
+        crate::digest::sha256(&encode(self))
+    }
+}
+
+/// Why `key` cannot be an idempotency key, if it cannot: it must be 1 to [`MAX_KEY_BYTES`]
+/// printable ASCII bytes (space to `~`).
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(format!("an idempotency key is 1 to {MAX_KEY_BYTES} bytes long"));
+    }
+    if !key.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+        return Err("an idempotency key is printable ASCII (space to ~)".into());
+    }
+    Ok(())
+}
+
+/// The idempotency key of a submission, and what it was bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Idempotency {
+    /// The identity that submitted (the keys' scope): the caller's name, `None` on nodes that
+    /// authenticate nobody.
+    pub owner: Option<String>,
+    /// The key the client chose (see [`check_key`]).
+    pub key: String,
+    /// The task it asked for ([`Spec::digest`]).
+    pub digest: Digest,
 }
 
 /// The bounds on unfinished tasks, put into each submit by the node that accepted it (its
@@ -166,6 +216,10 @@ pub enum Command {
     /// Cluster time is `now` (see the module docs): expire leases, drop old results, forget
     /// silent workers.
     Tick { now: u64, retention: Retention },
+    /// Queue a task unless one with the same idempotency key (in the same owner's scope) is
+    /// kept: then answer with it (see the module docs). A variant of its own, so a submission
+    /// without a key stays a [`Command::Submit`] that nodes of earlier versions apply.
+    SubmitKeyed { spec: Spec, admission: Admission, idempotency: Idempotency },
 }
 
 /// A task as it is given to a worker.
@@ -201,6 +255,9 @@ pub enum Refusal {
     NotLeaseHolder,
     /// The task has finished already.
     AlreadyFinished { state: TaskState },
+    /// Task `id` was submitted with this idempotency key (by the same identity), for another
+    /// task: another command, stdin, timeout or attempts.
+    KeyReused { id: TaskId },
 }
 
 /// What a command did, for its proposer.
@@ -233,6 +290,11 @@ pub enum Outcome {
     Refused(Refusal),
     /// The command did not decode (never produced by this service's own API).
     Invalid(String),
+    /// A keyed submission whose key names task `id`, submitted before for the same task:
+    /// nothing was queued.
+    AlreadySubmitted {
+        id: TaskId,
+    },
 }
 
 /// A task's state.
@@ -342,6 +404,11 @@ struct Task {
     /// The epoch whose report finished the task.
     finished_epoch: Option<Epoch>,
     history: Vec<Attempt>,
+    /// The idempotency key it was submitted with. Not in the state's own encoding: a
+    /// snapshot carries the keys after the state (see `build_snapshot`), so snapshots taken
+    /// before keys existed still restore.
+    #[serde(skip)]
+    idempotency: Option<Idempotency>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +435,10 @@ struct State {
     unfinished_bytes: u64,
     workers: BTreeMap<String, Worker>,
     retention: Retention,
+    /// The task of each idempotency key, by (owner, key): an index of the tasks' keys, so it
+    /// holds no more than they do; rebuilt from them on restore.
+    #[serde(skip)]
+    keys: BTreeMap<(Option<String>, String), TaskId>,
 }
 
 impl Default for State {
@@ -383,6 +454,7 @@ impl Default for State {
             unfinished_bytes: 0,
             workers: BTreeMap::new(),
             retention: Retention::default(),
+            keys: BTreeMap::new(),
         }
     }
 }
@@ -424,7 +496,10 @@ impl TaskMachine {
 impl State {
     fn execute(&mut self, command: Command) -> Outcome {
         match command {
-            Command::Submit { spec, admission } => self.submit(spec, admission),
+            Command::Submit { spec, admission } => self.submit(spec, admission, None),
+            Command::SubmitKeyed { spec, admission, idempotency } => {
+                self.submit(spec, admission, Some(idempotency))
+            }
             Command::Lease { worker, owner, request, want, lease_ms, max_workers } => {
                 self.lease(worker, owner, request, want, lease_ms, max_workers)
             }
@@ -437,7 +512,23 @@ impl State {
         }
     }
 
-    fn submit(&mut self, spec: Spec, admission: Admission) -> Outcome {
+    fn submit(&mut self, spec: Spec, admission: Admission, idempotency: Option<Idempotency>) -> Outcome {
+        if let Some(idempotency) = &idempotency {
+            if let Err(reason) = check_key(&idempotency.key) {
+                return Outcome::Refused(Refusal::InvalidSpec(reason));
+            }
+            // Before the bounds: a retry of a kept task succeeds even when the queue is full.
+            let scoped = (idempotency.owner.clone(), idempotency.key.clone());
+            if let Some(&id) = self.keys.get(&scoped) {
+                let task = &self.tasks[&id];
+                let same = task.idempotency.as_ref().is_some_and(|kept| kept.digest == idempotency.digest);
+                return if same {
+                    Outcome::AlreadySubmitted { id }
+                } else {
+                    Outcome::Refused(Refusal::KeyReused { id })
+                };
+            }
+        }
         if let Err(reason) = spec.check() {
             return Outcome::Refused(Refusal::InvalidSpec(reason));
         }
@@ -470,7 +561,11 @@ impl State {
             reason: None,
             finished_epoch: None,
             history: Vec::new(),
+            idempotency,
         };
+        if let Some(idempotency) = &task.idempotency {
+            self.keys.insert((idempotency.owner.clone(), idempotency.key.clone()), id);
+        }
         self.tasks.insert(id, task);
         self.queue.insert(id);
         Outcome::Submitted { id }
@@ -719,7 +814,9 @@ impl State {
                 break;
             }
             self.finished.pop_first();
-            self.tasks.remove(&id);
+            if let Some(Task { idempotency: Some(idempotency), .. }) = self.tasks.remove(&id) {
+                self.keys.remove(&(idempotency.owner, idempotency.key));
+            }
             dropped += 1;
         }
         dropped
@@ -790,6 +887,7 @@ fn view(id: TaskId, task: &Task, full: bool) -> Value {
         "stdin_bytes": task.stdin_bytes,
         "timeout_ms": task.spec.timeout_ms,
         "max_attempts": task.spec.max_attempts,
+        "idempotency_key": task.idempotency.as_ref().map(|idempotency| &idempotency.key),
         "attempts": task.attempts,
         "worker": task.worker,
         "exit_code": task.exit_code,
@@ -851,12 +949,23 @@ impl StateMachine for TaskMachine {
         Ok(Bytes::from(answer.to_string()))
     }
 
+    /// The state, then the idempotency keys of its tasks (`[(id, key)]`): the state's own
+    /// encoding is what it was before keys existed, so either version restores the other's
+    /// snapshots (an earlier one ignores the keys; this one restores an earlier snapshot's
+    /// tasks without keys).
     async fn build_snapshot(
         &mut self,
         _: &SnapshotMeta,
         out: &mut impl SnapshotWriter,
     ) -> Result<(), RestoreError> {
-        Ok(out.write(&encode(&self.state)).await?)
+        let keys: Vec<(TaskId, &Idempotency)> = self
+            .state
+            .tasks
+            .iter()
+            .filter_map(|(&id, task)| Some((id, task.idempotency.as_ref()?)))
+            .collect();
+        out.write(&encode(&self.state)).await?;
+        Ok(out.write(&encode(&keys)).await?)
     }
 
     async fn restore(
@@ -865,7 +974,20 @@ impl StateMachine for TaskMachine {
         from: &mut impl SnapshotReader,
     ) -> Result<(), RestoreError> {
         let snapshot = from.read_to_end().await?;
-        self.state = postcard::from_bytes(&snapshot).map_err(|e| RestoreError(e.to_string()))?;
+        let damaged = |e: postcard::Error| RestoreError(e.to_string());
+        let (mut state, rest) = postcard::take_from_bytes::<State>(&snapshot).map_err(damaged)?;
+        let keys: Vec<(TaskId, Idempotency)> =
+            if rest.is_empty() { Vec::new() } else { postcard::from_bytes(rest).map_err(damaged)? };
+        for (id, idempotency) in keys {
+            let task = state.tasks.get_mut(&id).ok_or_else(|| {
+                RestoreError(format!(
+                    "the snapshot holds an idempotency key of task {id}, which it does not hold"
+                ))
+            })?;
+            state.keys.insert((idempotency.owner.clone(), idempotency.key.clone()), id);
+            task.idempotency = Some(idempotency);
+        }
+        self.state = state;
         self.publish();
         Ok(())
     }
@@ -1367,24 +1489,176 @@ mod tests {
         );
     }
 
-    /// Applies `commands` to a fresh machine, snapshotting and restoring it into a new one
-    /// every `restore_every` commands; returns its state.
-    fn replay(commands: &[Command], restore_every: usize) -> State {
+    fn keyed(spec: Spec, owner: Option<&str>, key: &str) -> Command {
+        let idempotency =
+            Idempotency { owner: owner.map(Into::into), key: key.into(), digest: spec.digest() };
+        Command::SubmitKeyed { spec, admission: ROOMY, idempotency }
+    }
+
+    fn snapshot(machine: &mut TaskMachine) -> Vec<u8> {
+        let mut image = Vec::new();
+        block_on(machine.build_snapshot(&SnapshotMeta::default(), &mut image)).unwrap();
+        image
+    }
+
+    fn try_restore(image: Vec<u8>) -> Result<TaskMachine, RestoreError> {
         let mut machine = TaskMachine::default();
+        block_on(machine.restore(&SnapshotMeta::default(), &mut VecDeque::from([Bytes::from(image)])))?;
+        Ok(machine)
+    }
+
+    fn restored(image: Vec<u8>) -> TaskMachine {
+        try_restore(image).unwrap()
+    }
+
+    #[test]
+    fn a_keyed_submission_repeated_answers_its_task_and_queues_nothing() {
+        let mut machine = TaskMachine::default();
+        let Outcome::Submitted { id } = run(&mut machine, keyed(spec("a"), None, "order-1")) else {
+            panic!()
+        };
+        assert_eq!(run(&mut machine, keyed(spec("a"), None, "order-1")), Outcome::AlreadySubmitted { id });
+        assert_eq!(machine.summary().borrow().queued, 1, "nothing new queued");
+        assert_eq!(machine.state.next_id, id + 1, "no id spent");
+        assert_eq!(get(&mut machine, id)["idempotency_key"], "order-1");
+        // While it runs and once it has finished, too; and even when the queue is full.
+        let grant = grants(&mut machine, "w", 1, 1).remove(0);
+        assert_eq!(run(&mut machine, keyed(spec("a"), None, "order-1")), Outcome::AlreadySubmitted { id });
+        run(&mut machine, report(id, grant.epoch, exited(0, "")));
+        let full = Admission { max_tasks: 0, max_bytes: 0 };
+        let Command::SubmitKeyed { spec: again, idempotency, .. } = keyed(spec("a"), None, "order-1") else {
+            panic!()
+        };
+        assert_eq!(
+            run(&mut machine, Command::SubmitKeyed { spec: again, admission: full, idempotency }),
+            Outcome::AlreadySubmitted { id }
+        );
+        assert_eq!(machine.summary().borrow().finished, 1);
+        assert_eq!(machine.state.tasks.len(), 1);
+        // Keys are scoped per identity: another owner's same key is another task; so is a
+        // submission without a key.
+        let Outcome::Submitted { id: theirs } =
+            run(&mut machine, keyed(spec("a"), Some("cert:b"), "order-1"))
+        else {
+            panic!()
+        };
+        assert_ne!(theirs, id);
+        assert_eq!(
+            run(&mut machine, keyed(spec("a"), Some("cert:b"), "order-1")),
+            Outcome::AlreadySubmitted { id: theirs }
+        );
+        assert_ne!(submit(&mut machine, spec("a")), id);
+        assert_eq!(get(&mut machine, theirs + 1)["idempotency_key"], Value::Null);
+        // Bad keys are refused (the HTTP layer refuses them first).
+        for bad in [String::new(), "x".repeat(MAX_KEY_BYTES + 1), "tab\there".into(), "é".into()] {
+            assert!(
+                matches!(refused(run(&mut machine, keyed(spec("a"), None, &bad))), Refusal::InvalidSpec(_)),
+                "{bad:?}"
+            );
+        }
+        let longest = format!(" !{}", "~".repeat(MAX_KEY_BYTES - 2));
+        assert!(matches!(run(&mut machine, keyed(spec("a"), None, &longest)), Outcome::Submitted { .. }));
+    }
+
+    #[test]
+    fn a_key_reused_for_another_task_is_refused() {
+        let mut machine = TaskMachine::default();
+        let Outcome::Submitted { id } = run(&mut machine, keyed(spec("a"), None, "k")) else { panic!() };
+        let others = [
+            spec("b"),
+            Spec { command: vec!["a".into(), "x".into(), "y".into()], ..spec("a") },
+            Spec { stdin: "other".into(), ..spec("a") },
+            Spec { timeout_ms: 2000, ..spec("a") },
+            Spec { max_attempts: 3, ..spec("a") },
+        ];
+        for other in &others {
+            assert_eq!(
+                refused(run(&mut machine, keyed(other.clone(), None, "k"))),
+                Refusal::KeyReused { id }
+            );
+        }
+        assert_eq!((machine.summary().borrow().queued, machine.state.next_id), (1, id + 1));
+        // Still refused once the task has finished and its stdin is dropped: the digest stays.
+        run(&mut machine, Command::Cancel { task: id });
+        assert_eq!(refused(run(&mut machine, keyed(spec("b"), None, "k"))), Refusal::KeyReused { id });
+        assert_eq!(run(&mut machine, keyed(spec("a"), None, "k")), Outcome::AlreadySubmitted { id });
+    }
+
+    #[test]
+    fn a_key_is_free_again_once_its_task_is_dropped() {
+        let mut machine = TaskMachine::default();
+        let retention = Retention { max_results: 1, max_age_ms: 1000, forget_workers_ms: 1_000_000 };
+        run(&mut machine, Command::Tick { now: 0, retention });
+        let Outcome::Submitted { id: first } = run(&mut machine, keyed(spec("a"), None, "k1")) else {
+            panic!()
+        };
+        let Outcome::Submitted { id: second } = run(&mut machine, keyed(spec("a"), None, "k2")) else {
+            panic!()
+        };
+        run(&mut machine, Command::Cancel { task: first });
+        run(&mut machine, Command::Cancel { task: second }); // past max_results: the first goes
+        assert_eq!(get(&mut machine, first), Value::Null);
+        assert_eq!(machine.state.keys.len(), 1, "its key went with it");
+        let Outcome::Submitted { id: again } = run(&mut machine, keyed(spec("b"), None, "k1")) else {
+            panic!("a retry after the task was dropped queues a new task")
+        };
+        assert!(again > second);
+        // By age, too.
+        assert_eq!(run(&mut machine, keyed(spec("a"), None, "k2")), Outcome::AlreadySubmitted { id: second });
+        run(&mut machine, Command::Tick { now: 1000, retention });
+        assert_eq!(get(&mut machine, second), Value::Null);
+        assert!(matches!(run(&mut machine, keyed(spec("a"), None, "k2")), Outcome::Submitted { .. }));
+        assert_eq!(machine.state.keys.len(), 2, "k1 and the new k2, both queued");
+    }
+
+    #[test]
+    fn keys_survive_a_snapshot_and_older_snapshots_restore_without_them() {
+        let mut machine = TaskMachine::default();
+        let Outcome::Submitted { id: mine } = run(&mut machine, keyed(spec("a"), Some("cert:a"), "k")) else {
+            panic!()
+        };
+        let Outcome::Submitted { id: done } = run(&mut machine, keyed(spec("b"), None, "k")) else {
+            panic!()
+        };
+        let grant = grants(&mut machine, "w", 1, 2).remove(1);
+        run(&mut machine, report(done, grant.epoch, exited(0, "")));
+        submit(&mut machine, spec("c"));
+
+        let mut copy = restored(snapshot(&mut machine));
+        assert_eq!(copy.state, machine.state, "tasks, their keys and the index restored");
+        assert_eq!(
+            run(&mut copy, keyed(spec("a"), Some("cert:a"), "k")),
+            Outcome::AlreadySubmitted { id: mine }
+        );
+        assert_eq!(run(&mut copy, keyed(spec("b"), None, "k")), Outcome::AlreadySubmitted { id: done });
+        assert_eq!(refused(run(&mut copy, keyed(spec("c"), None, "k"))), Refusal::KeyReused { id: done });
+        assert_eq!(get(&mut copy, mine)["idempotency_key"], "k");
+
+        // A snapshot of a version before keys is the state's encoding alone: it restores, and
+        // its tasks have no keys.
+        let old = restored(encode(&machine.state).to_vec());
+        assert_eq!(old.state.tasks.len(), 3);
+        assert!(old.state.keys.is_empty() && old.state.tasks.values().all(|task| task.idempotency.is_none()));
+        // A key naming a task the snapshot does not hold is damage.
+        let mut image = encode(&State::default()).to_vec();
+        let orphan = Idempotency { owner: None, key: "k".into(), digest: [0; 32] };
+        image.extend_from_slice(&encode(&vec![(7u64, orphan)]));
+        assert!(try_restore(image).is_err());
+    }
+
+    /// Applies `commands` to a fresh machine, snapshotting and restoring it into a new one
+    /// every `restore_every` commands; returns its state and the commands' outcomes.
+    fn replay(commands: &[Command], restore_every: usize) -> (State, Vec<Outcome>) {
+        let mut machine = TaskMachine::default();
+        let mut outcomes = Vec::with_capacity(commands.len());
         for (n, command) in commands.iter().enumerate() {
-            run(&mut machine, command.clone());
+            outcomes.push(run(&mut machine, command.clone()));
             if restore_every > 0 && n % restore_every == 0 {
-                let mut image = Vec::new();
-                block_on(machine.build_snapshot(&SnapshotMeta::default(), &mut image)).unwrap();
-                machine = TaskMachine::default();
-                block_on(
-                    machine.restore(&SnapshotMeta::default(), &mut VecDeque::from([Bytes::from(image)])),
-                )
-                .unwrap();
+                machine = restored(snapshot(&mut machine));
             }
             check_invariants(&machine.state);
         }
-        machine.state
+        (machine.state, outcomes)
     }
 
     fn check_invariants(state: &State) {
@@ -1413,6 +1687,17 @@ mod tests {
                 assert_eq!(state.tasks[id].lease.as_ref().map(|l| l.worker.as_str()), Some(name.as_str()));
             }
         }
+        // The key index is exactly the kept tasks' keys (so no two share one).
+        let keys: Vec<((Option<String>, String), TaskId)> = state
+            .tasks
+            .iter()
+            .filter_map(|(&id, task)| {
+                let idempotency = task.idempotency.as_ref()?;
+                Some(((idempotency.owner.clone(), idempotency.key.clone()), id))
+            })
+            .collect();
+        assert_eq!(state.keys.len(), keys.len(), "two kept tasks share a key");
+        assert!(keys.iter().all(|(key, id)| state.keys.get(key) == Some(id)), "{:?}", state.keys);
     }
 
     /// Random commands (some valid, many refused) keep the invariants, and a machine restored
@@ -1434,10 +1719,22 @@ mod tests {
         for _ in 0..3000 {
             let worker = format!("w{}", next(4));
             let command = match next(7) {
-                0 | 1 => Command::Submit {
-                    spec: Spec { max_attempts: 1 + next(3) as u32, ..spec("a") },
-                    admission: Admission { max_tasks: 20, max_bytes: 150 },
-                },
+                0 | 1 => {
+                    let spec = Spec { max_attempts: 1 + next(3) as u32, ..spec("a") };
+                    let admission = Admission { max_tasks: 20, max_bytes: 150 };
+                    // Half with one of a few keys, of two owners: duplicates, reuses, new tasks.
+                    match next(4) {
+                        0 | 1 => Command::Submit { spec, admission },
+                        owner => {
+                            let idempotency = Idempotency {
+                                owner: (owner == 3).then(|| "cert:c".to_string()),
+                                key: format!("k{}", next(6)),
+                                digest: spec.digest(),
+                            };
+                            Command::SubmitKeyed { spec, admission, idempotency }
+                        }
+                    }
+                }
                 2 => Command::Lease {
                     worker,
                     owner: None,
@@ -1461,9 +1758,17 @@ mod tests {
             };
             commands.push(command);
         }
-        let straight = replay(&commands, 0);
-        assert_eq!(replay(&commands, 97), straight);
+        let (straight, outcomes) = replay(&commands, 0);
+        assert_eq!(replay(&commands, 97), (straight.clone(), outcomes.clone()));
         assert!(straight.next_epoch > 50 && straight.next_id > 50, "the history did things: {straight:?}");
+        let count =
+            |matches: fn(&Outcome) -> bool| outcomes.iter().filter(|outcome| matches(outcome)).count();
+        let duplicates = count(|outcome| matches!(outcome, Outcome::AlreadySubmitted { .. }));
+        let reused = count(|outcome| matches!(outcome, Outcome::Refused(Refusal::KeyReused { .. })));
+        assert!(
+            duplicates > 20 && reused > 20,
+            "keys were repeated: {duplicates} duplicates, {reused} reused"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 mod cli;
 mod clock;
+mod digest;
 mod http;
 mod machine;
 mod worker;
