@@ -53,6 +53,26 @@ async fn roles_keep_clients_and_workers_apart() {
         );
         assert!(refused.body["error"].as_str().unwrap().contains("needs the write role"), "{refused:?}");
     }
+    // Idempotency keys are scoped per identity: the same key from another client is another
+    // task; from the same client again, the same task. (Cancelled at once: no worker runs them.)
+    let admin = api.with_client(cluster.client_as(Some("admin")));
+    let mut keyed = Vec::new();
+    for (who, client) in [("submitter", &submitter), ("admin", &admin), ("submitter", &submitter)] {
+        let request =
+            client.client().post(client.url(leader, "/tasks")).header("idempotency-key", "nightly-1");
+        let answer = client.send(request.json(&task(&["echo", "keyed"]))).await.unwrap();
+        assert!(answer.status.is_success(), "{who}: {answer:?}");
+        keyed.push((answer.status, answer.body["id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(
+        (keyed[0].0, keyed[1].0, keyed[2].0),
+        (StatusCode::CREATED, StatusCode::CREATED, StatusCode::OK)
+    );
+    assert_ne!(keyed[0].1, keyed[1].1, "another identity's key is its own");
+    assert_eq!(keyed[0].1, keyed[2].1, "the same identity's retry is the same task");
+    for (_, keyed) in &keyed[..2] {
+        assert_eq!(admin.delete(leader, &format!("/tasks/{keyed}")).await.unwrap().status, StatusCode::OK);
+    }
     // Who may lease and report.
     let lease = json!({ "worker": "w1", "slots": 1, "request": 1 });
     for client in [&submitter, &reader] {
