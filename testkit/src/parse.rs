@@ -800,6 +800,7 @@ impl Parser<'_> {
                 "max_append_bytes" => config.max_append_bytes = self.value(Self::number)? as usize,
                 "snapshot_chunk" => config.snapshot_chunk_bytes = self.value(Self::number)? as usize,
                 "snapshot_every" => config.snapshot_every = self.value(Self::number)?,
+                "snapshot_log_percent" => config.snapshot_log_percent = self.value(Self::number)?,
                 "seed" => options.seed = self.value(Self::number)?,
                 "spares" => options.spares = self.value(Self::node_list)?,
                 "learners" => options.learners = self.value(Self::node_list)?,

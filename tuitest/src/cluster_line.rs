@@ -62,6 +62,7 @@ pub fn cluster_line(options: &ClusterOptions) -> String {
         ("max_append_bytes", config.max_append_bytes as u64, default.max_append_bytes as u64),
         ("snapshot_chunk", config.snapshot_chunk_bytes as u64, default.snapshot_chunk_bytes as u64),
         ("snapshot_every", config.snapshot_every, default.snapshot_every),
+        ("snapshot_log_percent", config.snapshot_log_percent, default.snapshot_log_percent),
     ] {
         if value != default {
             settings.push(format!("{name}={value}"));
@@ -108,7 +109,7 @@ mod tests {
         (config.election_timeout_min, config.election_timeout_max, config.heartbeat_interval) =
             (100, 200, 20);
         (config.max_inflight, config.max_append_entries, config.max_append_bytes) = (4, 8, 1000);
-        (config.snapshot_chunk_bytes, config.snapshot_every) = (64, 10);
+        (config.snapshot_chunk_bytes, config.snapshot_every, config.snapshot_log_percent) = (64, 10, 50);
         assert_eq!(parsed_options(&cluster_line(&options)), options);
     }
 
