@@ -16,7 +16,6 @@
 
 mod cli;
 mod clock;
-mod digest;
 mod http;
 mod machine;
 mod worker;
