@@ -48,6 +48,7 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `LOAD_CLIENTS` | `1,16,64,256` | client counts, one row pair each |
+//! | `LOAD_ROUNDS` | `1` | cells per system and client count, alternating which system goes first; the table shows each figure's median over the rounds (for a machine whose run-to-run drift is larger than the difference measured) |
 //! | `LOAD_SECS` | `5` | measured seconds per phase |
 //! | `LOAD_WARMUP_SECS` | `1` | warm-up seconds per phase |
 //! | `LOAD_SYSTEMS` | `raft-kv,etcd` | which systems to run, comma-separated: `raft-kv`, `raft-kv-tls`, `etcd` |
@@ -76,6 +77,7 @@ use crate::workload::{client, read_call, value, Endpoint, Record, Work};
 
 struct Settings {
     clients: Vec<usize>,
+    rounds: usize,
     warmup: Duration,
     measured: Duration,
     systems: Vec<Kind>,
@@ -177,6 +179,7 @@ async fn run() {
             .split(',')
             .map(|c| c.trim().parse().expect("LOAD_CLIENTS: comma-separated client counts"))
             .collect(),
+        rounds: env_parse("LOAD_ROUNDS", 1),
         warmup: Duration::from_secs_f64(env_parse("LOAD_WARMUP_SECS", 1.0)),
         measured: Duration::from_secs_f64(env_parse("LOAD_SECS", 5.0)),
         systems,
@@ -185,6 +188,7 @@ async fn run() {
         memory_limit: Duration::from_secs_f64(env_parse("LOAD_MEMORY_SECS", 900.0)),
     };
     assert!(settings.clients.iter().all(|&c| c > 0), "LOAD_CLIENTS: counts must be positive");
+    assert!(settings.rounds > 0, "LOAD_ROUNDS: at least 1 (odd counts have a middle value)");
     let root = env("LOAD_DIR").map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
     std::fs::create_dir_all(&root).expect("the data directory's parent");
     let launch = Launch {
@@ -371,31 +375,66 @@ fn ratio(ours: f64, theirs: f64) -> String {
 
 async fn table(settings: &Settings, launch: &Launch) {
     let mut rows = Vec::new();
-    for (row, &clients) in settings.clients.iter().enumerate() {
-        // Alternate which system goes first, so slow drift on the machine favours neither.
-        let mut order = settings.systems.clone();
-        if row % 2 == 1 {
-            order.reverse();
+    let mut turn = 0;
+    for &clients in &settings.clients {
+        let mut runs: Vec<(Kind, Vec<Cell>)> = settings.systems.iter().map(|&k| (k, Vec::new())).collect();
+        for round in 0..settings.rounds {
+            // Alternate which system goes first, so slow drift on the machine favours neither.
+            let mut order = settings.systems.clone();
+            if turn % 2 == 1 {
+                order.reverse();
+            }
+            turn += 1;
+            for kind in order {
+                let cell = cell(kind, clients, settings, launch).await;
+                let of = if settings.rounds > 1 { format!(" (round {})", round + 1) } else { String::new() };
+                eprintln!(
+                    "{:>11}, {clients:>3} clients: {:>7} writes/s (p50 {}, p99 {}), {:>7} reads/s (p50 {}, p99 {}){of}",
+                    kind.name(),
+                    thousands(cell.write.per_second),
+                    millis(cell.write.p50),
+                    millis(cell.write.p99),
+                    thousands(cell.read.per_second),
+                    millis(cell.read.p50),
+                    millis(cell.read.p99),
+                );
+                if let Some((_, cells)) = runs.iter_mut().find(|(k, _)| *k == kind) {
+                    cells.push(cell);
+                }
+            }
         }
-        let mut cells = Vec::new();
-        for kind in order {
-            let cell = cell(kind, clients, settings, launch).await;
-            eprintln!(
-                "{:>11}, {clients:>3} clients: {:>7} writes/s (p50 {}, p99 {}), {:>7} reads/s (p50 {}, p99 {})",
-                kind.name(),
-                thousands(cell.write.per_second),
-                millis(cell.write.p50),
-                millis(cell.write.p99),
-                thousands(cell.read.per_second),
-                millis(cell.read.p50),
-                millis(cell.read.p99),
-            );
-            cells.push((kind, cell));
-        }
-        cells.sort_by_key(|(kind, _)| settings.systems.iter().position(|k| k == kind));
+        let cells = runs.into_iter().map(|(kind, cells)| (kind, median_cell(cells))).collect();
         rows.push((clients, cells));
     }
+    if settings.rounds > 1 {
+        println!();
+        println!("each figure below: the median of {} rounds", settings.rounds);
+    }
     print_tables(settings, &rows);
+}
+
+/// Each figure's median over `cells` (one cell: itself); errors are summed, the load
+/// generator's CPU is its most.
+fn median_cell(cells: Vec<Cell>) -> Cell {
+    let (writes, reads): (Vec<Phase>, Vec<Phase>) = cells.into_iter().map(|c| (c.write, c.read)).unzip();
+    Cell { write: median_phase(writes), read: median_phase(reads) }
+}
+
+fn median_phase(mut phases: Vec<Phase>) -> Phase {
+    fn median<T: Copy + PartialOrd>(phases: &[Phase], figure: impl Fn(&Phase) -> T) -> T {
+        let mut values: Vec<T> = phases.iter().map(figure).collect();
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        values[values.len() / 2]
+    }
+    Phase {
+        per_second: median(&phases, |p| p.per_second),
+        p50: median(&phases, |p| p.p50),
+        p99: median(&phases, |p| p.p99),
+        cpu_per_op: median(&phases, |p| p.cpu_per_op),
+        client_cores: phases.iter().map(|p| p.client_cores).fold(0.0, f64::max),
+        errors: phases.iter().map(|p| p.errors).sum(),
+        first_error: phases.iter_mut().find_map(|p| p.first_error.take()),
+    }
 }
 
 /// A figure of the table: its value, how it is shown, and whether higher is better.
