@@ -31,6 +31,7 @@ pub struct KvArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use raft_service::cli::NODE_ARGS;
 
     #[test]
     fn the_cli_is_consistent() {
@@ -39,23 +40,8 @@ mod tests {
 
     #[test]
     fn a_node_invocation_becomes_a_plan() {
-        let cli = Cli::try_parse_from([
-            "raft-kv",
-            "--id",
-            "1",
-            "--listen",
-            "127.0.0.1:7001",
-            "--http",
-            "127.0.0.1:8001",
-            "--peers",
-            "2=127.0.0.1:7002,3=127.0.0.1:7003",
-            "--data",
-            "d",
-            "--insecure",
-            "--quota-bytes",
-            "1000",
-        ])
-        .unwrap();
+        let args = [["raft-kv"].as_slice(), &NODE_ARGS, &["--insecure", "--quota-bytes", "1000"]];
+        let cli = Cli::try_parse_from(args.concat()).unwrap();
         assert_eq!(cli.kv.quota_bytes, 1000);
         let plan = cli.node.plan("raft-kv").unwrap();
         assert_eq!(plan.config.bootstrap().voters.len(), 3);

@@ -356,6 +356,22 @@ pub struct CertsArgs {
     pub days: u32,
 }
 
+/// A node's arguments after the program name, for services' command-line tests: node 1 of
+/// three on loopback, data in `d`, no security options (add `--insecure` or TLS files).
+#[cfg(any(test, feature = "test-support"))]
+pub const NODE_ARGS: [&str; 10] = [
+    "--id",
+    "1",
+    "--listen",
+    "127.0.0.1:7001",
+    "--http",
+    "127.0.0.1:8001",
+    "--peers",
+    "2=127.0.0.1:7002,3=127.0.0.1:7003",
+    "--data",
+    "d",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,19 +386,10 @@ mod tests {
         node: NodeArgs,
     }
 
-    const NODE: [&str; 11] = [
-        "svc",
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:7001",
-        "--http",
-        "127.0.0.1:8001",
-        "--peers",
-        "2=127.0.0.1:7002,3=127.0.0.1:7003",
-        "--data",
-        "d",
-    ];
+    /// The program name, then [`NODE_ARGS`](super::NODE_ARGS).
+    fn node() -> Vec<&'static str> {
+        [["svc"].as_slice(), &super::NODE_ARGS].concat()
+    }
 
     #[test]
     fn the_cli_is_consistent() {
@@ -401,28 +408,28 @@ mod tests {
 
     #[test]
     fn a_node_needs_tls_material_or_an_explicit_insecure() {
-        let cli = Cli::try_parse_from(NODE).unwrap();
+        let cli = Cli::try_parse_from(node()).unwrap();
         let refused = cli.node.plan("svc").err().expect("no TLS and no --insecure");
         assert!(refused.contains("--insecure") && refused.contains("certs"), "{refused}");
 
-        let cli = Cli::try_parse_from(NODE.iter().chain(&["--insecure"])).unwrap();
+        let cli = Cli::try_parse_from(node().iter().chain(&["--insecure"])).unwrap();
         let plan = cli.node.plan("svc").unwrap();
         assert_eq!(plan.config.bootstrap().voters.len(), 3);
         assert_eq!((plan.security, plan.tcp.cluster.as_str()), (Security::Insecure, "svc"));
         assert_eq!(plan.limits, Limits::default());
 
         let tls = ["--tls-cert", "n.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--roles", "roles"];
-        let cli = Cli::try_parse_from(NODE.iter().chain(&tls)).unwrap();
+        let cli = Cli::try_parse_from(node().iter().chain(&tls)).unwrap();
         let reload_every = |security| match security {
             Security::Tls { reload_every, .. } => reload_every,
             Security::Insecure => panic!("TLS expected"),
         };
         assert_eq!(reload_every(cli.node.plan("svc").unwrap().security), Duration::from_secs(5));
-        let cli = Cli::try_parse_from(NODE.iter().chain(&tls).chain(&["--tls-reload-ms", "200"])).unwrap();
+        let cli = Cli::try_parse_from(node().iter().chain(&tls).chain(&["--tls-reload-ms", "200"])).unwrap();
         assert_eq!(reload_every(cli.node.plan("svc").unwrap().security), Duration::from_millis(200));
-        assert!(Cli::try_parse_from(NODE.iter().chain(&tls).chain(&["--insecure"])).is_err());
+        assert!(Cli::try_parse_from(node().iter().chain(&tls).chain(&["--insecure"])).is_err());
         assert!(
-            Cli::try_parse_from(NODE.iter().chain(&["--tls-cert", "n.pem"])).is_err(),
+            Cli::try_parse_from(node().iter().chain(&["--tls-cert", "n.pem"])).is_err(),
             "a key and roles too"
         );
         assert!(Cli::try_parse_from(["svc", "--id", "1"]).is_err());

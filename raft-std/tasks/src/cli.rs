@@ -169,6 +169,7 @@ pub fn worker_name(name: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use raft_service::cli::NODE_ARGS;
 
     #[test]
     fn the_cli_is_consistent() {
@@ -177,23 +178,8 @@ mod tests {
 
     #[test]
     fn node_worker_and_shared_invocations_parse() {
-        let cli = Cli::try_parse_from([
-            "raft-tasks",
-            "--id",
-            "1",
-            "--listen",
-            "127.0.0.1:7001",
-            "--http",
-            "127.0.0.1:8001",
-            "--peers",
-            "2=127.0.0.1:7002,3=127.0.0.1:7003",
-            "--data",
-            "d",
-            "--insecure",
-            "--lease-ms",
-            "1000",
-        ])
-        .unwrap();
+        let args = [["raft-tasks"].as_slice(), &NODE_ARGS, &["--insecure", "--lease-ms", "1000"]];
+        let cli = Cli::try_parse_from(args.concat()).unwrap();
         assert_eq!(cli.tasks.lease_ms, 1000);
         let plan = cli.node.plan("raft-tasks").unwrap();
         assert_eq!(plan.config.bootstrap().voters.len(), 3);
