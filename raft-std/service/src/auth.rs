@@ -150,7 +150,9 @@ impl std::str::FromStr for Role {
 /// A client certificate the TLS layer verified against the CA.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientCertificate {
-    common_name: Option<String>,
+    /// `cert:<subject common name>`, the identity the roles file lists it by (`None` without
+    /// a common name); made once per connection and shared by its requests.
+    identity: Option<Arc<str>>,
 }
 
 impl ClientCertificate {
@@ -160,12 +162,17 @@ impl ClientCertificate {
             let name = certificate.subject().iter_common_name().next()?.as_str().ok()?;
             Some(name.to_string())
         });
-        ClientCertificate { common_name }
+        ClientCertificate::named(common_name.as_deref())
+    }
+
+    /// A certificate whose subject's common name is `common_name`.
+    fn named(common_name: Option<&str>) -> ClientCertificate {
+        ClientCertificate { identity: common_name.map(|name| Arc::from(format!("cert:{name}"))) }
     }
 
     /// The subject's common name (CN), if it has one.
     pub fn common_name(&self) -> Option<&str> {
-        self.common_name.as_deref()
+        self.identity.as_deref().and_then(|identity| identity.strip_prefix("cert:"))
     }
 }
 
@@ -173,8 +180,8 @@ impl ClientCertificate {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Roles {
     certificates: HashMap<String, Role>,
-    /// SHA-256 digests of tokens.
-    tokens: HashMap<[u8; 32], Role>,
+    /// SHA-256 digests of tokens, with the role and the identity (`token-sha256:HEX`).
+    tokens: HashMap<[u8; 32], (Role, Arc<str>)>,
 }
 
 impl Roles {
@@ -209,7 +216,8 @@ impl Roles {
                 let digest = parse_digest(digest).ok_or_else(|| {
                     at("token-sha256: needs 64 hexadecimal digits (printf %s TOKEN | sha256sum)")
                 })?;
-                roles.tokens.insert(digest, role).is_none()
+                let identity = Arc::from(format!("token-sha256:{}", to_hex(&digest)));
+                roles.tokens.insert(digest, (role, identity)).is_none()
             } else {
                 return Err(at("the identity must start with cert: or token-sha256:"));
             };
@@ -229,15 +237,14 @@ impl Roles {
     fn token(&self, token: &str) -> Option<(Role, Caller)> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let digest: [u8; 32] = digest.as_ref().try_into().ok()?;
-        let role = self.tokens.get(&digest).copied()?;
-        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        Some((role, Caller(format!("token-sha256:{hex}"))))
+        let (role, identity) = self.tokens.get(&digest)?;
+        Some((*role, Caller(Arc::clone(identity))))
     }
 
     /// The role of a verified client certificate, if the file lists its name, with its identity.
     fn certificate(&self, certificate: &ClientCertificate) -> Option<(Role, Caller)> {
-        let name = certificate.common_name()?;
-        Some((*self.certificates.get(name)?, Caller(format!("cert:{name}"))))
+        let role = *self.certificates.get(certificate.common_name()?)?;
+        Some((role, Caller(Arc::clone(certificate.identity.as_ref()?))))
     }
 
     /// The role of an identity as the roles file writes it (`cert:NAME`, `token-sha256:HEX`).
@@ -246,7 +253,7 @@ impl Roles {
             return self.certificates.get(name).copied();
         }
         let digest = parse_digest(identity.strip_prefix("token-sha256:")?)?;
-        self.tokens.get(&digest).copied()
+        self.tokens.get(&digest).map(|(role, _)| *role)
     }
 
     /// The leader's check of what clients ask, with these roles: a proposal needs the role
@@ -302,6 +309,11 @@ fn parse_digest(hex: &str) -> Option<[u8; 32]> {
     Some(digest)
 }
 
+/// Lower-case hexadecimal, as the roles file writes digests.
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// How a server checks its clients.
 #[derive(Clone, Debug)]
 pub enum Access {
@@ -317,7 +329,7 @@ pub enum Access {
 /// extractor, `None` on a server that authenticates nobody ([`Access::Open`]); hand it to
 /// [`Caller::on`] so the leader checks the client too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Caller(pub String);
+pub struct Caller(pub Arc<str>);
 
 impl Caller {
     /// `node`, making its requests on behalf of `caller` (unchanged without one).
@@ -348,27 +360,28 @@ pub async fn authorize(State(access): State<Access>, mut request: Request, next:
         None => request.uri().path(),
     };
     let needed = Role::required(request.method(), path);
-    match credentials(&roles, &request) {
-        Ok(granted) => match granted.iter().find(|(role, _)| role.grants(needed)) {
-            Some((_, caller)) => {
-                let caller = caller.clone();
-                request.extensions_mut().insert(caller);
-                next.run(request).await
-            }
-            None => {
-                let mut roles: Vec<String> = granted.iter().map(|(role, _)| role.to_string()).collect();
-                roles.dedup();
-                refuse(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    format!(
-                        "this request needs the {needed} role; the credentials presented grant {}",
-                        roles.join(" and ")
-                    ),
-                ))
-            }
-        },
-        Err(refusal) => refuse(refusal),
+    let granted = match credentials(&roles, &request) {
+        Ok(granted) => granted,
+        Err(refusal) => return refuse(refusal),
+    };
+    match granted.iter().flatten().find(|(role, _)| role.grants(needed)) {
+        Some((_, caller)) => {
+            let caller = caller.clone();
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => {
+            let mut roles: Vec<String> = granted.iter().flatten().map(|(role, _)| role.to_string()).collect();
+            roles.dedup();
+            refuse(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this request needs the {needed} role; the credentials presented grant {}",
+                    roles.join(" and ")
+                ),
+            ))
+        }
     }
 }
 
@@ -378,9 +391,9 @@ fn refuse(error: ApiError) -> Response {
     error.into_response()
 }
 
-/// The roles the request's credentials grant, each with its identity: the token's first, then
-/// the certificate's. At least one, or an error.
-fn credentials(roles: &Roles, request: &Request) -> Result<Vec<(Role, Caller)>, ApiError> {
+/// The roles the request's credentials grant, each with its identity: the token's, then the
+/// certificate's. At least one, or an error. (No allocation: this runs for every request.)
+fn credentials(roles: &Roles, request: &Request) -> Result<[Option<(Role, Caller)>; 2], ApiError> {
     let certificate = request.extensions().get::<Peer>().and_then(|peer| peer.certificate.as_ref());
     let token = match request.headers().get(header::AUTHORIZATION) {
         None => None,
@@ -399,15 +412,14 @@ fn credentials(roles: &Roles, request: &Request) -> Result<Vec<(Role, Caller)>, 
         ));
     }
     let certificate = certificate.and_then(|c| roles.certificate(c));
-    let granted: Vec<(Role, Caller)> = token.into_iter().chain(certificate).collect();
-    if granted.is_empty() {
+    if token.is_none() && certificate.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this client certificate has no role in the server's roles file",
         ));
     }
-    Ok(granted)
+    Ok([token, certificate])
 }
 
 fn unauthenticated(message: &str) -> ApiError {
@@ -428,15 +440,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             roles.token("password"),
-            Some((Role::Read, Caller(format!("token-sha256:{PASSWORD_SHA256}"))))
+            Some((Role::Read, Caller(Arc::from(format!("token-sha256:{PASSWORD_SHA256}")))))
         );
         assert_eq!(roles.token("Password"), None);
         assert_eq!(roles.role_of(&format!("token-sha256:{PASSWORD_SHA256}")), Some(Role::Read));
         assert_eq!(roles.role_of("cert:admin"), Some(Role::Admin));
         assert_eq!(roles.role_of("cert:nobody"), None);
-        let admin = ClientCertificate { common_name: Some("admin".into()) };
-        assert_eq!(roles.certificate(&admin), Some((Role::Admin, Caller("cert:admin".to_string()))));
-        assert_eq!(roles.certificate(&ClientCertificate { common_name: None }), None);
+        let admin = ClientCertificate::named(Some("admin"));
+        assert_eq!(roles.certificate(&admin), Some((Role::Admin, Caller(Arc::from("cert:admin")))));
+        assert_eq!(roles.certificate(&ClientCertificate::named(None)), None);
     }
 
     #[test]

@@ -218,8 +218,8 @@ impl RaftNode {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn with_caller(&self, caller: impl Into<String>) -> RaftNode {
-        RaftNode { inner: Arc::clone(&self.inner), caller: Some(Arc::from(caller.into())) }
+    pub fn with_caller(&self, caller: impl Into<Arc<str>>) -> RaftNode {
+        RaftNode { inner: Arc::clone(&self.inner), caller: Some(caller.into()) }
     }
 
     /// Who makes this handle's requests, if [`with_caller`](RaftNode::with_caller) named it.

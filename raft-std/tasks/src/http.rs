@@ -172,7 +172,7 @@ fn task_id(text: &str) -> Result<TaskId, ApiError> {
 
 /// The identity that made the request, when the node authenticates clients.
 fn owner(caller: &Option<Caller>) -> Option<String> {
-    caller.as_ref().map(|Caller(name)| name.clone())
+    caller.as_ref().map(|Caller(name)| name.to_string())
 }
 
 /// The role a client needs for a proposal, checked again by the leader
