@@ -193,44 +193,9 @@ mod ours {
 mod executor {
     use super::*;
     use raft_core::{
-        advance, Bytes, Command, Config, Entry, Incoming, InitialState, MemState, Membership, Node, Outgoing,
-        Payload, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter, StateMachine,
+        advance, Command, Config, Incoming, InitialState, MemState, Membership, Node, Outgoing, Role,
     };
-
-    /// Counts applied commands.
-    #[derive(Default)]
-    struct Counter(u64);
-
-    impl StateMachine for Counter {
-        type Error = RestoreError;
-
-        async fn apply(&mut self, entry: &Entry) -> Result<Bytes, RestoreError> {
-            self.0 += u64::from(matches!(entry.payload, Payload::Command(_)));
-            Ok(Bytes::new())
-        }
-
-        async fn query(&mut self, _: &[u8]) -> Result<Bytes, RestoreError> {
-            Ok(Bytes::new())
-        }
-
-        async fn build_snapshot(
-            &mut self,
-            _: &SnapshotMeta,
-            out: &mut impl SnapshotWriter,
-        ) -> Result<(), RestoreError> {
-            Ok(out.write(&self.0.to_le_bytes()).await?)
-        }
-
-        async fn restore(
-            &mut self,
-            _: &SnapshotMeta,
-            from: &mut impl SnapshotReader,
-        ) -> Result<(), RestoreError> {
-            let bytes = from.read_to_end().await?;
-            self.0 = u64::from_le_bytes(bytes.try_into().map_err(|_| RestoreError("8 bytes".into()))?);
-            Ok(())
-        }
-    }
+    use testkit::CommandCounter;
 
     /// Polls a future that never waits (in-memory storage) once, without an executor.
     fn ready_now<F: std::future::Future>(future: F) -> F::Output {
@@ -244,7 +209,7 @@ mod executor {
     struct Cluster {
         nodes: Vec<Node>,
         logs: Vec<MemState>,
-        machines: Vec<Counter>,
+        machines: Vec<CommandCounter>,
         out: Vec<Outgoing>,
         wire: VecDeque<(u64, u64, raft_core::Message)>,
     }
@@ -270,14 +235,14 @@ mod executor {
             Cluster {
                 nodes,
                 logs: NODES.iter().map(|_| MemState::new(Membership::new(NODES))).collect(),
-                machines: NODES.iter().map(|_| Counter::default()).collect(),
+                machines: NODES.iter().map(|_| CommandCounter::default()).collect(),
                 out: Vec::new(),
                 wire: VecDeque::new(),
             }
         }
 
         fn applied(&self) -> u64 {
-            self.machines.iter().map(|m| m.0).min().unwrap_or(0)
+            self.machines.iter().map(CommandCounter::count).min().unwrap_or(0)
         }
 
         /// Carries out every node's Ready and delivers every message until all are quiet.

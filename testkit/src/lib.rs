@@ -36,6 +36,7 @@
 pub mod chaos;
 mod command;
 pub mod conformance;
+mod counter;
 mod digest;
 mod error;
 mod expect;
@@ -62,6 +63,7 @@ mod trace;
 pub use command::{
     Cmp, Command, Duration, EntrySpec, Expectation, Field, MemberSet, NodeRef, Nodes, OutcomeSpec, StatusView,
 };
+pub use counter::CommandCounter;
 pub use error::SimError;
 pub use history::{History, OpKind, OpOutcome, Operation, Stamp};
 pub use kv::{split_command, KvStore};

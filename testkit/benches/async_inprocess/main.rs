@@ -56,10 +56,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use raft_core::{
-    Applied, Bytes, Command, Config, Entry, Event, Incoming, Instant, MemState, Membership, NodeId, Outgoing,
-    ProposeError, RaftStreamExt, RequestId, RestoreError, Role, SnapshotMeta, SnapshotReader, SnapshotWriter,
-    StateMachine,
+    Applied, Command, Config, Event, Incoming, Instant, MemState, Membership, NodeId, Outgoing, ProposeError,
+    RaftStreamExt, RequestId, Role,
 };
+use testkit::CommandCounter;
 use tokio::runtime::Builder;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -257,42 +257,6 @@ fn process_cpu_ns() -> Option<u64> {
 
 // ----- our side -----------------------------------------------------------------------------
 
-/// A state machine that counts applied commands and keeps nothing else.
-#[derive(Clone, Debug, Default)]
-struct Counter(u64);
-
-impl StateMachine for Counter {
-    type Error = RestoreError;
-
-    async fn apply(&mut self, _entry: &Entry) -> Result<Bytes, RestoreError> {
-        self.0 += 1;
-        Ok(Bytes::new())
-    }
-
-    async fn query(&mut self, _query: &[u8]) -> Result<Bytes, RestoreError> {
-        Ok(Bytes::copy_from_slice(&self.0.to_le_bytes()))
-    }
-
-    async fn build_snapshot(
-        &mut self,
-        _: &SnapshotMeta,
-        out: &mut impl SnapshotWriter,
-    ) -> Result<(), RestoreError> {
-        Ok(out.write(&self.0.to_le_bytes()).await?)
-    }
-
-    async fn restore(
-        &mut self,
-        _: &SnapshotMeta,
-        from: &mut impl SnapshotReader,
-    ) -> Result<(), RestoreError> {
-        let bytes = from.read_to_end().await?;
-        let bytes = bytes.try_into().map_err(|_| RestoreError("expected 8 bytes".into()))?;
-        self.0 = u64::from_le_bytes(bytes);
-        Ok(())
-    }
-}
-
 /// Where a client waits for its proposal's outcome.
 type Reply = oneshot::Sender<Result<Applied, ProposeError>>;
 
@@ -411,7 +375,7 @@ async fn run_node(
     inboxes: Arc<[mpsc::UnboundedSender<Input>]>,
     leader: watch::Sender<Option<NodeId>>,
 ) {
-    let state = (MemState::new(Membership::new(voters)), Counter::default());
+    let state = (MemState::new(Membership::new(voters)), CommandCounter::default());
     let config = Config { seed: id, max_inflight: 1, snapshot_every: 5000, ..Config::default() };
     // Filled as proposals enter the node, emptied as their outcomes leave it. Both happen in
     // this task, so the lock is never contended.
