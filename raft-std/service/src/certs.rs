@@ -21,6 +21,7 @@
 //! already has `ca.pem` and `ca-key.pem` keeps its CA, so more nodes and clients can be added
 //! later; certificates asked for again are replaced.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
@@ -138,6 +139,27 @@ pub fn client(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// The roles file in `dir`.
 pub fn roles(dir: &Path) -> PathBuf {
     dir.join("roles")
+}
+
+/// The options that start node `id` with the material in `dir`: its certificate and key,
+/// the CA and the roles file (`--tls-cert`, `--tls-key`, `--tls-ca`, `--roles`).
+///
+/// ```
+/// let options = raft_service::certs::node_options(std::path::Path::new("certs"), 2);
+/// assert_eq!(options[0], "--tls-cert");
+/// assert_eq!(options[1], "certs/node-2.pem");
+/// ```
+pub fn node_options(dir: &Path, id: NodeId) -> [OsString; 8] {
+    [
+        "--tls-cert".into(),
+        node_cert(dir, id).into(),
+        "--tls-key".into(),
+        node_key(dir, id).into(),
+        "--tls-ca".into(),
+        ca(dir).into(),
+        "--roles".into(),
+        roles(dir).into(),
+    ]
 }
 
 /// Makes the files of `plan` (see the module docs); returns the paths written.

@@ -203,15 +203,7 @@ fn spawn(
     }
     match certs {
         Some(certs) => {
-            command
-                .arg("--tls-cert")
-                .arg(certs::node_cert(certs, id))
-                .arg("--tls-key")
-                .arg(certs::node_key(certs, id))
-                .arg("--tls-ca")
-                .arg(certs::ca(certs))
-                .arg("--roles")
-                .arg(certs::roles(certs));
+            command.args(certs::node_options(certs, id));
         }
         None => {
             command.arg("--insecure");

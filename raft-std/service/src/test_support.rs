@@ -222,15 +222,7 @@ impl Cluster {
             .expect("a log file");
         let mut command = Command::new(&self.program);
         if let Some(certs) = &self.certs {
-            command
-                .arg("--tls-cert")
-                .arg(certs.join(format!("node-{id}.pem")))
-                .arg("--tls-key")
-                .arg(certs.join(format!("node-{id}-key.pem")))
-                .arg("--tls-ca")
-                .arg(certs.join("ca.pem"))
-                .arg("--roles")
-                .arg(certs.join("roles"));
+            command.args(crate::certs::node_options(certs, id));
         }
         if let Some(&limit) = self.fd_limits.get(&id) {
             let limit = rustix::process::Rlimit { current: Some(limit), maximum: Some(limit) };

@@ -179,15 +179,7 @@ impl Cluster {
                         command.arg("--insecure");
                     } else {
                         // HTTPS for clients and mutual TLS on the Raft port.
-                        command
-                            .arg("--tls-cert")
-                            .arg(certs.join(format!("node-{id}.pem")))
-                            .arg("--tls-key")
-                            .arg(certs.join(format!("node-{id}-key.pem")))
-                            .arg("--tls-ca")
-                            .arg(certs.join("ca.pem"))
-                            .arg("--roles")
-                            .arg(certs.join("roles"));
+                        command.args(raft_service::certs::node_options(&certs, id as u64));
                     }
                     command.args(&launch.raft_kv_args);
                 }
