@@ -131,8 +131,7 @@ where
     log.label_metrics(config.id)?;
     let raft_node = RaftNode::start(config, log, machine, transport).await?;
     let node = Node { raft: raft_node.clone(), metrics, faults: fault_injection.then_some(faults) };
-    let router = app(&node)
-        .merge(routes::shared(node))
+    let router = routes::with_fallbacks(app(&node).merge(routes::shared(node)))
         .layer(axum::middleware::from_fn_with_state(access, auth::authorize));
     let listener = TcpListener::bind(http).await.map_err(|e| format!("cannot serve HTTP on {http}: {e}"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -36,6 +36,23 @@ pub struct Node {
     pub faults: Option<Faults>,
 }
 
+/// `router` answering, with a JSON error, a path it has no route for (404 `not_found`) and
+/// a method a route does not take (405 `method_not_allowed`): for the service's routes and
+/// the shared ones alike.
+pub(crate) fn with_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see README")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+}
+
 /// `GET /metrics`, `POST /cluster/members`, `DELETE /cluster/members/{id}`,
 /// `POST /cluster/transfer-leader`, `POST /cluster/compact`, `POST /debug/partition` and
 /// `POST /debug/heal`. Merge them into the service's router; `/status` is the service's own

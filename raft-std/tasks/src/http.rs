@@ -57,16 +57,6 @@ pub fn router(node: RaftNode, summary: watch::Receiver<Summary>, settings: Arc<T
         .route("/worker/heartbeat", post(heartbeat))
         .route("/worker/report", post(report))
         .route("/status", get(status))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see README")
-        })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this endpoint does not take that method",
-            )
-        })
         .with_state(App { node, summary, settings })
 }
 

@@ -79,6 +79,12 @@ async fn bad_requests_get_4xx_json_errors() {
     expect(api.fetch(leader, "/nowhere").await.unwrap(), StatusCode::NOT_FOUND, "not_found");
     let answer = api.send(client.put(api.url(leader, "/tasks"))).await.unwrap();
     expect(answer, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    // The routes every service shares answer the same way.
+    expect(
+        api.fetch(leader, "/cluster/compact").await.unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
 
     // A full queue: 429, and room again once a task is cancelled.
     let ids: Vec<String> = [0, 1, 2].iter().map(|n| n.to_string()).collect();
