@@ -55,19 +55,25 @@ impl Node {
     }
 
     /// Adds the entries after `applied` up to `to`, about to be handed out for applying, to
-    /// the bytes the snapshot policy counts (only when it counts bytes).
+    /// the bytes the snapshot policy counts.
     pub(super) fn count_applied_bytes(&mut self, to: Index) {
-        if self.config.snapshot_log_percent > 0 {
-            let bytes =
-                self.log.slice(self.applied + 1, to).iter().map(|e| e.size_hint() as u64).sum::<u64>();
-            self.applied_bytes = self.applied_bytes.saturating_add(bytes);
-        }
+        let bytes = self.policy_bytes(self.applied.saturating_add(1), to);
+        self.applied_bytes = self.applied_bytes.saturating_add(bytes);
     }
 
-    /// The size hints of the applied entries in the window after `index`.
+    /// The bytes the snapshot policy counts for the applied entries in the window after
+    /// `index`.
     pub(super) fn bytes_applied_after(&self, index: Index) -> u64 {
-        let entries = self.log.slice(index.saturating_add(1), self.applied);
-        entries.iter().map(|e| e.size_hint() as u64).sum()
+        self.policy_bytes(index.saturating_add(1), self.applied)
+    }
+
+    /// The size hints of the entries in `[from, to]` of the window; 0 (and nothing read) when
+    /// the policy does not count bytes.
+    fn policy_bytes(&self, from: Index, to: Index) -> u64 {
+        if self.config.snapshot_log_percent == 0 {
+            return 0;
+        }
+        self.log.slice(from, to).iter().map(|entry| entry.size_hint() as u64).sum()
     }
 
     /// Runs after entries are handed out for applying: the snapshot policy
